@@ -72,6 +72,12 @@ class SplitModel {
 
 // Picks the compute device: CUDA when torch::cuda::is_available(), else CPU.
 at::Device PreferredDevice();
+// "cpu", "cuda:0".
 std::string DeviceName(const at::Device& d);
+// Waits until queued work on `d` has finished (a no-op on the CPU). Timers call it before
+// reading the clock, since CUDA kernels run asynchronously.
+void SynchronizeDevice(const at::Device& d);
+// "[N,64,8,8]" for shape {64, 8, 8} (the batch dimension written as N).
+std::string BatchShapeString(const std::vector<int64_t>& sample_shape);
 
 }  // namespace splitinfer
