@@ -1,0 +1,211 @@
+#include "common/decision/cost_model.h"
+
+#include <cmath>
+#include <sstream>
+
+#include "common/decision/trace.h"
+
+namespace splitinfer::decision {
+namespace {
+
+std::string Num(double v) {
+  std::ostringstream s;
+  s << v;
+  return s.str();
+}
+
+}  // namespace
+
+Status ModelProfile::Validate() const {
+  if (units.empty()) return InvalidArgumentError("profile " + model + " has no units");
+  if (input_bytes <= 0)
+    return InvalidArgumentError("profile " + model + ": input_bytes must be > 0");
+  for (size_t i = 0; i < units.size(); ++i) {
+    const UnitProfile& u = units[i];
+    const std::string where =
+        "profile " + model + " unit " + std::to_string(i + 1) + " (" + u.name + "): ";
+    if (!(u.time_ms >= 0.0) || !std::isfinite(u.time_ms))
+      return InvalidArgumentError(where + "time_ms must be >= 0");
+    if (u.output_bytes <= 0) return InvalidArgumentError(where + "output_bytes must be > 0");
+    if (u.param_bytes < 0) return InvalidArgumentError(where + "param_bytes must be >= 0");
+  }
+  return Status::Ok();
+}
+
+Result<ModelProfile> ParseProfileJson(const std::string& text, const std::string& source) {
+  nlohmann::json j = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
+  if (j.is_discarded() || !j.is_object())
+    return InvalidArgumentError(source + ": not a JSON object");
+  ModelProfile p;
+  try {
+    p.model = j.value("model", std::string("model"));
+    p.input_bytes = j.at("input_bytes").get<int64_t>();
+    const nlohmann::json& units = j.at("units");
+    if (!units.is_array()) return InvalidArgumentError(source + ": 'units' must be an array");
+    for (size_t i = 0; i < units.size(); ++i) {
+      const nlohmann::json& u = units[i];
+      if (u.contains("index") && u.at("index").get<int64_t>() != static_cast<int64_t>(i + 1))
+        return InvalidArgumentError(source + ": units[" + std::to_string(i) + "].index must be " +
+                                    std::to_string(i + 1));
+      UnitProfile up;
+      up.name = u.value("name", "unit" + std::to_string(i + 1));
+      up.time_ms = u.at("time_ms_median").get<double>();
+      up.output_bytes = u.at("output_bytes").get<int64_t>();
+      up.param_bytes = u.value("param_bytes", int64_t{0});
+      up.flops = u.value("flops", int64_t{-1});
+      p.units.push_back(std::move(up));
+    }
+  } catch (const nlohmann::json::exception& e) {
+    return InvalidArgumentError(source + ": " + e.what());
+  }
+  SPLITINFER_RETURN_IF_ERROR(p.Validate().WithPrefix(source + ": "));
+  return p;
+}
+
+Result<ModelProfile> LoadProfile(const std::string& path) {
+  Result<std::string> text = ReadFile(path);
+  if (!text.ok()) return text.status();
+  return ParseProfileJson(*text, path);
+}
+
+bool CostOptions::IsValid(std::string* error) const {
+  auto fail = [&](const std::string& name, double v, const std::string& rule) {
+    if (error) *error = name + " must be " + rule + " (got " + Num(v) + ")";
+    return false;
+  };
+  auto positive = [](double v) { return std::isfinite(v) && v > 0; };
+  auto nonneg = [](double v) { return std::isfinite(v) && v >= 0; };
+  if (!positive(p_tx_w)) return fail("p_tx_w", p_tx_w, "> 0");
+  if (!nonneg(p_rx_w)) return fail("p_rx_w", p_rx_w, ">= 0");
+  if (!nonneg(device_power_w)) return fail("device_power_w", device_power_w, ">= 0");
+  if (!(std::isfinite(kappa) && kappa >= 0 && kappa < 1e-20))
+    return fail("kappa", kappa, "in [0, 1e-20)");
+  if (!positive(device_freq_hz)) return fail("device_freq_hz", device_freq_hz, "> 0");
+  if (!nonneg(w_energy)) return fail("w_energy", w_energy, ">= 0");
+  if (!nonneg(w_time)) return fail("w_time", w_time, ">= 0");
+  if (w_energy == 0 && w_time == 0) return fail("w_time", w_time, "> 0 when w_energy is 0");
+  if (!positive(device_slowdown)) return fail("device_slowdown", device_slowdown, "> 0");
+  if (!positive(edge_speedup)) return fail("edge_speedup", edge_speedup, "> 0");
+  if (!nonneg(edge_queue_ms)) return fail("edge_queue_ms", edge_queue_ms, ">= 0");
+  if (!positive(downlink_bps)) return fail("downlink_bps", downlink_bps, "> 0");
+  return true;
+}
+
+Result<CostOptions> CostOptions::FromJson(const nlohmann::json& j) {
+  if (!j.is_object()) return InvalidArgumentError("cost options: expected a JSON object");
+  CostOptions o;
+  struct Field {
+    const char* name;
+    double* dst;
+  };
+  const Field fields[] = {{"p_tx_w", &o.p_tx_w},
+                          {"p_rx_w", &o.p_rx_w},
+                          {"device_power_w", &o.device_power_w},
+                          {"kappa", &o.kappa},
+                          {"device_freq_hz", &o.device_freq_hz},
+                          {"w_energy", &o.w_energy},
+                          {"w_time", &o.w_time},
+                          {"device_slowdown", &o.device_slowdown},
+                          {"edge_speedup", &o.edge_speedup},
+                          {"edge_queue_ms", &o.edge_queue_ms},
+                          {"downlink_bps", &o.downlink_bps}};
+  for (auto it = j.begin(); it != j.end(); ++it) {
+    const std::string& key = it.key();
+    if (key == "energy_model") {
+      if (!it->is_string()) return InvalidArgumentError("energy_model must be a string");
+      const std::string v = it->get<std::string>();
+      if (v == "power")
+        o.energy_model = EnergyModel::kPower;
+      else if (v == "cmos")
+        o.energy_model = EnergyModel::kCmos;
+      else
+        return InvalidArgumentError("energy_model must be 'power' or 'cmos' (got '" + v + "')");
+      continue;
+    }
+    bool known = false;
+    for (const Field& f : fields) {
+      if (key != f.name) continue;
+      if (!it->is_number()) return InvalidArgumentError(key + " must be a number");
+      *f.dst = it->get<double>();
+      known = true;
+    }
+    if (!known) return InvalidArgumentError("unknown cost option '" + key + "'");
+  }
+  std::string error;
+  if (!o.IsValid(&error)) return InvalidArgumentError(error);
+  return o;
+}
+
+Result<CostOptions> CostOptions::Load(const std::string& path) {
+  Result<std::string> text = ReadFile(path);
+  if (!text.ok()) return text.status();
+  nlohmann::json j = nlohmann::json::parse(*text, nullptr, false);
+  if (j.is_discarded()) return InvalidArgumentError(path + ": not valid JSON");
+  Result<CostOptions> o = FromJson(j);
+  if (!o.ok()) return o.status().WithPrefix(path + ": ");
+  return o;
+}
+
+nlohmann::json CostOptions::ToJson() const {
+  return {{"p_tx_w", p_tx_w},
+          {"p_rx_w", p_rx_w},
+          {"energy_model", energy_model == EnergyModel::kPower ? "power" : "cmos"},
+          {"device_power_w", device_power_w},
+          {"kappa", kappa},
+          {"device_freq_hz", device_freq_hz},
+          {"w_energy", w_energy},
+          {"w_time", w_time},
+          {"device_slowdown", device_slowdown},
+          {"edge_speedup", edge_speedup},
+          {"edge_queue_ms", edge_queue_ms},
+          {"downlink_bps", downlink_bps}};
+}
+
+Result<CostModel> CostModel::Create(ModelProfile profile, CostOptions options) {
+  SPLITINFER_RETURN_IF_ERROR(profile.Validate());
+  std::string error;
+  if (!options.IsValid(&error)) return InvalidArgumentError("cost options: " + error);
+  CostModel m;
+  const int n = profile.num_units();
+  m.device_time_s_.resize(n);
+  m.device_energy_j_.resize(n);
+  m.continue_cost_.resize(n);
+  m.edge_tail_s_ = Eigen::VectorXd::Zero(n + 1);
+  m.cum_continue_ = Eigen::VectorXd::Zero(n + 1);
+  m.cum_param_bytes_.assign(n + 1, 0);
+  for (int l = 0; l < n; ++l) {
+    const double t = profile.units[l].time_ms * 1e-3 * options.device_slowdown;
+    m.device_time_s_(l) = t;
+    m.device_energy_j_(l) =
+        options.energy_model == EnergyModel::kPower
+            ? options.device_power_w * t
+            : options.kappa * std::pow(options.device_freq_hz, 3) * t;  // kappa f^2 (f t)
+    m.continue_cost_(l) = options.w_energy * m.device_energy_j_(l) + options.w_time * t;
+    m.cum_continue_(l + 1) = m.cum_continue_(l) + m.continue_cost_(l);
+    m.cum_param_bytes_[l + 1] = m.cum_param_bytes_[l] + profile.units[l].param_bytes;
+  }
+  for (int k = n - 1; k >= 0; --k)
+    m.edge_tail_s_(k) =
+        m.edge_tail_s_(k + 1) + profile.units[k].time_ms * 1e-3 / options.edge_speedup;
+  for (int k = 0; k < n; ++k) m.edge_tail_s_(k) += options.edge_queue_ms * 1e-3;
+  m.profile_ = std::move(profile);
+  m.options_ = options;
+  return m;
+}
+
+double CostModel::StopCostForTransfer(int boundary, double transfer_s) const {
+  if (boundary >= num_units()) return 0.0;
+  return TransferWeight() * transfer_s + options_.w_time * EdgeTime(boundary);
+}
+
+double CostModel::StopCostAtRate(int boundary, double rate_bps) const {
+  if (boundary >= num_units()) return 0.0;
+  return StopCostForTransfer(boundary, Bits(boundary) / rate_bps);
+}
+
+double CostModel::DownloadCost(int m) const {
+  return (options_.w_energy * options_.p_rx_w + options_.w_time) * 8.0 *
+         static_cast<double>(cum_param_bytes_[m]) / options_.downlink_bps;
+}
+
+}  // namespace splitinfer::decision
