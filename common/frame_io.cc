@@ -1,1 +1,135 @@
-// placeholder: being written
+#include "common/frame_io.h"
+
+#include <charconv>
+
+namespace splitinfer {
+namespace {
+
+Status FromErrorCode(const boost::system::error_code& ec, const char* what) {
+  if (ec == asio::error::eof || ec == asio::error::connection_reset ||
+      ec == asio::error::broken_pipe || ec == asio::error::connection_refused ||
+      ec == asio::error::connection_aborted || ec == asio::error::host_unreachable ||
+      ec == asio::error::network_unreachable || ec == asio::error::not_connected) {
+    return UnavailableError(std::string(what) + ": " + ec.message());
+  }
+  return UnavailableError(std::string(what) + " failed: " + ec.message());
+}
+
+}  // namespace
+
+Status ParseHostPort(const std::string& s, std::string* host, uint16_t* port) {
+  const auto colon = s.rfind(':');
+  if (colon == std::string::npos || colon == 0 || colon + 1 == s.size()) {
+    return InvalidArgumentError("expected HOST:PORT, got '" + s + "'");
+  }
+  std::string h = s.substr(0, colon);
+  if (h.size() > 2 && h.front() == '[' && h.back() == ']') h = h.substr(1, h.size() - 2);
+  unsigned value = 0;
+  const char* first = s.data() + colon + 1;
+  const char* last = s.data() + s.size();
+  auto [ptr, ec] = std::from_chars(first, last, value);
+  if (ec != std::errc() || ptr != last || value > 65535) {
+    return InvalidArgumentError("bad port in '" + s + "'");
+  }
+  *host = h;
+  *port = static_cast<uint16_t>(value);
+  return Status::Ok();
+}
+
+bool BlockingConnection::RunFor(Duration timeout) {
+  io_.restart();
+  io_.run_for(timeout);
+  if (!io_.stopped()) {
+    // Timed out: closing the socket makes the outstanding operation complete with an error.
+    boost::system::error_code ignored;
+    socket_.close(ignored);
+    io_.run();
+    return false;
+  }
+  return true;
+}
+
+Status BlockingConnection::Connect(const std::string& host, uint16_t port, Duration timeout) {
+  Close();
+  boost::system::error_code ec;
+  tcp::resolver resolver(io_);
+  auto endpoints = resolver.resolve(host, std::to_string(port), ec);
+  if (ec) return UnavailableError("cannot resolve " + host + ": " + ec.message());
+  boost::system::error_code result = asio::error::would_block;
+  asio::async_connect(socket_, endpoints,
+                      [&](const boost::system::error_code& e, const tcp::endpoint&) { result = e; });
+  if (!RunFor(timeout)) {
+    return DeadlineExceededError("connect to " + host + ":" + std::to_string(port) +
+                                 " timed out");
+  }
+  if (result) {
+    Close();
+    return FromErrorCode(result, ("connect to " + host + ":" + std::to_string(port)).c_str());
+  }
+  socket_.set_option(tcp::no_delay(true), ec);
+  return Status::Ok();
+}
+
+Status BlockingConnection::WriteFrame(const OutgoingFrame& frame, Duration timeout) {
+  if (!socket_.is_open()) return UnavailableError("write on a closed connection");
+  boost::system::error_code result = asio::error::would_block;
+  asio::async_write(socket_, FrameBuffers(frame),
+                    [&](const boost::system::error_code& e, size_t) { result = e; });
+  if (!RunFor(timeout)) return DeadlineExceededError("frame write timed out");
+  if (result) {
+    Close();
+    return FromErrorCode(result, "write");
+  }
+  return Status::Ok();
+}
+
+Status BlockingConnection::WriteRaw(const void* data, size_t size, Duration timeout) {
+  if (!socket_.is_open()) return UnavailableError("write on a closed connection");
+  boost::system::error_code result = asio::error::would_block;
+  asio::async_write(socket_, asio::buffer(data, size),
+                    [&](const boost::system::error_code& e, size_t) { result = e; });
+  if (!RunFor(timeout)) return DeadlineExceededError("write timed out");
+  if (result) {
+    Close();
+    return FromErrorCode(result, "write");
+  }
+  return Status::Ok();
+}
+
+Status BlockingConnection::ReadExact(void* data, size_t size, Duration timeout) {
+  if (!socket_.is_open()) return UnavailableError("read on a closed connection");
+  if (size == 0) return Status::Ok();
+  boost::system::error_code result = asio::error::would_block;
+  asio::async_read(socket_, asio::buffer(data, size),
+                   [&](const boost::system::error_code& e, size_t) { result = e; });
+  if (!RunFor(timeout)) return DeadlineExceededError("read timed out");
+  if (result) {
+    Close();
+    return FromErrorCode(result, "read");
+  }
+  return Status::Ok();
+}
+
+Status BlockingConnection::ReadHeaderAndMeta(const FrameLimits& limits, Duration timeout,
+                                             FrameHeader* header, std::string* meta) {
+  HeaderBytes hb;
+  SPLITINFER_RETURN_IF_ERROR(ReadExact(hb.data(), hb.size(), timeout));
+  auto h = DecodeHeader(hb.data(), hb.size(), limits);
+  if (!h.ok()) {
+    Close();  // the stream is no longer framed
+    return h.status();
+  }
+  *header = *h;
+  meta->resize(header->meta_len);
+  return ReadExact(meta->data(), meta->size(), timeout);
+}
+
+void BlockingConnection::Close() {
+  boost::system::error_code ignored;
+  if (socket_.is_open()) {
+    socket_.shutdown(tcp::socket::shutdown_both, ignored);
+    socket_.close(ignored);
+  }
+}
+
+}  // namespace splitinfer

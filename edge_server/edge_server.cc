@@ -1,1 +1,531 @@
-// placeholder: being written
+#include "edge_server/edge_server.h"
+
+#include <condition_variable>
+#include <deque>
+#include <map>
+#include <optional>
+
+#include <ATen/ATen.h>
+#include <c10/core/InferenceMode.h>
+#include <spdlog/spdlog.h>
+
+#include "common/frame_io.h"
+#include "common/tensor_wire.h"
+
+namespace splitinfer {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+uint64_t MicrosSince(Clock::time_point t0, Clock::time_point t1 = Clock::now()) {
+  return static_cast<uint64_t>(
+      std::chrono::duration_cast<std::chrono::microseconds>(t1 - t0).count());
+}
+
+}  // namespace
+
+class Session;
+
+class EdgeServer::Impl {
+ public:
+  Impl(EdgeServerOptions o, std::shared_ptr<const ModelRegistry> m, EdgeServerStats* s)
+      : options(std::move(o)),
+        models(std::move(m)),
+        stats(s),
+        acceptor(io),
+        compute_pool(static_cast<size_t>(options.compute_threads)) {}
+
+  void DoAccept();
+  void Register(const std::shared_ptr<Session>& s);
+  size_t LiveSessions();
+
+  const EdgeServerOptions options;
+  const std::shared_ptr<const ModelRegistry> models;
+  EdgeServerStats* const stats;
+  wire::HelloReply hello;  // template of the handshake answer, filled by Start()
+
+  // Declared before io so that sessions destroyed with io's pending handlers find them alive.
+  std::mutex mu;
+  std::map<const Session*, std::weak_ptr<Session>> sessions;
+  bool stopping = false;
+  bool stopped = false;
+  std::condition_variable stopped_cv;
+
+  asio::io_context io;
+  std::optional<asio::executor_work_guard<asio::io_context::executor_type>> work;
+  tcp::acceptor acceptor;
+  asio::thread_pool compute_pool;
+  std::vector<std::thread> io_threads;
+};
+
+// One device connection. All members are touched only on the session's strand (the executor of
+// its socket), except the immutable server pointer. Compute jobs hold a shared_ptr to it and post
+// their result back to the strand.
+class Session : public std::enable_shared_from_this<Session> {
+ public:
+  Session(tcp::socket socket, EdgeServer::Impl* server)
+      : socket_(std::move(socket)),
+        read_timer_(socket_.get_executor()),
+        write_timer_(socket_.get_executor()),
+        server_(server),
+        opts_(server->options) {
+    boost::system::error_code ec;
+    auto ep = socket_.remote_endpoint(ec);
+    peer_ = ec ? "?" : ep.address().to_string() + ":" + std::to_string(ep.port());
+  }
+
+  void Start() {
+    asio::dispatch(socket_.get_executor(), [self = shared_from_this()] {
+      boost::system::error_code ec;
+      self->socket_.set_option(tcp::no_delay(true), ec);
+      self->ReadHeader();
+    });
+  }
+
+  // Refuses the connection with `status` (e.g. too many connections).
+  void Reject(const Status& status) {
+    asio::dispatch(socket_.get_executor(),
+                   [self = shared_from_this(), status] { self->FailConnection(status); });
+  }
+
+  void Shutdown() {
+    asio::dispatch(socket_.get_executor(),
+                   [self = shared_from_this()] { self->Close("server shutting down"); });
+  }
+
+ private:
+  // ---- reading -------------------------------------------------------------------------------
+
+  size_t Outstanding() const { return in_flight_ + write_queue_.size(); }
+
+  void ReadHeader() {
+    if (closed_ || close_after_write_) return;
+    if (Outstanding() >= opts_.max_in_flight) {
+      read_paused_ = true;  // resumed by MaybeResumeRead() when replies drain
+      return;
+    }
+    read_paused_ = false;
+    ArmReadTimer(handshake_done_ ? opts_.idle_timeout : opts_.handshake_timeout);
+    asio::async_read(socket_, asio::buffer(header_buf_),
+                     [self = shared_from_this()](const boost::system::error_code& ec, size_t) {
+                       self->OnHeader(ec);
+                     });
+  }
+
+  void OnHeader(const boost::system::error_code& ec) {
+    if (ec) return OnReadError(ec);
+    auto h = DecodeHeader(header_buf_.data(), header_buf_.size(), opts_.limits);
+    if (!h.ok()) return FailConnection(h.status());
+    header_ = *h;
+    meta_buf_.resize(header_.meta_len);
+    ArmReadTimer(opts_.io_timeout);
+    asio::async_read(socket_, asio::buffer(meta_buf_),
+                     [self = shared_from_this()](const boost::system::error_code& ec, size_t) {
+                       self->OnMeta(ec);
+                     });
+  }
+
+  void OnMeta(const boost::system::error_code& ec) {
+    if (ec) return OnReadError(ec);
+    switch (header_.type) {
+      case MessageType::kHello:
+        return OnHello();
+      case MessageType::kInferRequest:
+        return OnInferRequest();
+      default:
+        return FailConnection(InvalidArgumentError(
+            std::string("unexpected message type ") + MessageTypeName(header_.type) +
+            " from a client"));
+    }
+  }
+
+  void OnHello() {
+    if (handshake_done_) return FailConnection(InvalidArgumentError("duplicate Hello"));
+    if (header_.body_len != 0) return FailConnection(InvalidArgumentError("Hello with a body"));
+    wire::Hello hello;
+    Status st = ParseMeta(meta_buf_, &hello);
+    if (!st.ok()) return FailConnection(st);
+    wire::HelloReply reply = server_->hello;
+    if (hello.protocol_version() != kProtocolVersion) {
+      reply.set_code(wire::FAILED_PRECONDITION);
+      reply.set_message("protocol version mismatch: client speaks " +
+                        std::to_string(hello.protocol_version()) + ", server speaks " +
+                        std::to_string(kProtocolVersion));
+      spdlog::warn("{}: {}", peer_, reply.message());
+      server_->stats->frames_rejected++;
+      close_after_write_ = true;
+      CancelReadTimer();
+      QueueWrite(MakeFrame(MessageType::kHelloReply, reply));
+      return;
+    }
+    handshake_done_ = true;
+    spdlog::debug("{}: hello from '{}'", peer_, hello.client_name());
+    QueueWrite(MakeFrame(MessageType::kHelloReply, reply));
+    ReadHeader();
+  }
+
+  void OnInferRequest() {
+    if (!handshake_done_) {
+      return FailConnection(FailedPreconditionError("InferRequest before the Hello handshake"));
+    }
+    auto req = std::make_shared<wire::InferRequest>();
+    Status st = ParseMeta(meta_buf_, req.get());
+    if (!st.ok()) return FailConnection(st);
+    st = ValidateTensorMeta(req->tensor(), header_.body_len, opts_.limits);
+    if (!st.ok()) {
+      // The body length no longer means anything we trust: answer and close.
+      return FailRequestAndClose(req->request_id(), st);
+    }
+    auto tensor = AllocateForMeta(req->tensor());
+    if (!tensor.ok()) return FailRequestAndClose(req->request_id(), tensor.status());
+    auto body = std::make_shared<at::Tensor>(std::move(*tensor));
+    ArmReadTimer(opts_.io_timeout);
+    asio::async_read(socket_, asio::buffer(body->data_ptr(), body->nbytes()),
+                     [self = shared_from_this(), req, body](const boost::system::error_code& ec,
+                                                            size_t) {
+                       if (ec) return self->OnReadError(ec);
+                       self->CancelReadTimer();
+                       self->Dispatch(std::move(*req), std::move(*body), Clock::now());
+                       self->ReadHeader();
+                     });
+  }
+
+  // Checks a well-framed request and hands it to the compute pool.
+  void Dispatch(wire::InferRequest req, at::Tensor input, Clock::time_point receipt) {
+    auto model = server_->models->Find(req.model(), req.model_version());
+    if (!model.ok()) return ReplyError(req.request_id(), model.status());
+    const SplitModel& m = **model;
+    if (req.boundary() > m.num_units()) {
+      return ReplyError(req.request_id(),
+                        InvalidArgumentError("boundary " + std::to_string(req.boundary()) +
+                                             " out of range: " + m.name() + " has " +
+                                             std::to_string(m.num_units()) + " units"));
+    }
+    Status st = m.CheckBoundaryInput(req.boundary(), input.sizes());
+    if (!st.ok()) return ReplyError(req.request_id(), st);
+    if (input.scalar_type() != at::kFloat) {
+      return ReplyError(req.request_id(),
+                        InvalidArgumentError(std::string("model inputs are float32, got ") +
+                                             DTypeName(req.tensor().dtype())));
+    }
+    ++in_flight_;
+    const uint32_t deadline_ms =
+        req.deadline_ms() ? req.deadline_ms() : opts_.default_deadline_ms;
+    asio::post(server_->compute_pool, [self = shared_from_this(), req = std::move(req),
+                                       input = std::move(input), model = *model, receipt,
+                                       deadline_ms]() mutable {
+      OutgoingFrame frame = Compute(req, input, *model, receipt, deadline_ms, self->server_);
+      asio::post(self->socket_.get_executor(), [self, frame = std::move(frame)]() mutable {
+        --self->in_flight_;
+        self->QueueWrite(std::move(frame));
+        self->MaybeResumeRead();
+      });
+    });
+  }
+
+  // Runs on a compute thread. Touches no session state.
+  static OutgoingFrame Compute(const wire::InferRequest& req, const at::Tensor& input,
+                               const SplitModel& model, Clock::time_point receipt,
+                               uint32_t deadline_ms, EdgeServer::Impl* server) {
+    wire::InferReply reply;
+    reply.set_request_id(req.request_id());
+    reply.set_model_version(model.version());
+    const auto start = Clock::now();
+    reply.set_queue_us(MicrosSince(receipt, start));
+    if (start - receipt > std::chrono::milliseconds(deadline_ms)) {
+      server->stats->requests_failed++;
+      reply.set_code(wire::DEADLINE_EXCEEDED);
+      reply.set_message("deadline of " + std::to_string(deadline_ms) +
+                        " ms passed before compute started");
+      return MakeFrame(MessageType::kInferReply, reply);
+    }
+    c10::InferenceMode guard;
+    auto out = model.RunRangeChecked(input, req.boundary(), model.num_units());
+    at::Tensor cpu_out;
+    if (out.ok()) cpu_out = out->to(at::kCPU).contiguous();  // syncs a GPU before timing ends
+    reply.set_edge_compute_us(MicrosSince(start));
+    if (!out.ok()) {
+      server->stats->requests_failed++;
+      reply.set_code(ToWireCode(out.status().code()));
+      reply.set_message(out.status().message());
+      return MakeFrame(MessageType::kInferReply, reply);
+    }
+    Status st = FillTensorMeta(cpu_out, reply.mutable_tensor());
+    if (!st.ok()) {
+      server->stats->requests_failed++;
+      reply.clear_tensor();
+      reply.set_code(ToWireCode(st.code()));
+      reply.set_message(st.message());
+      return MakeFrame(MessageType::kInferReply, reply);
+    }
+    server->stats->requests_ok++;
+    reply.set_code(wire::OK);
+    return MakeTensorFrame(MessageType::kInferReply, reply, cpu_out);
+  }
+
+  void ReplyError(uint64_t request_id, const Status& st) {
+    spdlog::info("{}: request {} failed: {}", peer_, request_id, st.ToString());
+    server_->stats->requests_failed++;
+    wire::InferReply reply;
+    reply.set_request_id(request_id);
+    reply.set_code(ToWireCode(st.code()));
+    reply.set_message(st.message());
+    QueueWrite(MakeFrame(MessageType::kInferReply, reply));
+  }
+
+  void FailRequestAndClose(uint64_t request_id, const Status& st) {
+    server_->stats->frames_rejected++;
+    close_after_write_ = true;
+    CancelReadTimer();
+    ReplyError(request_id, st);
+  }
+
+  // A broken frame: say why, then close.
+  void FailConnection(const Status& st) {
+    if (closed_) return;
+    spdlog::warn("{}: closing connection: {}", peer_, st.ToString());
+    server_->stats->frames_rejected++;
+    wire::ErrorReply err;
+    err.set_code(ToWireCode(st.code()));
+    err.set_message(st.message());
+    close_after_write_ = true;
+    CancelReadTimer();
+    QueueWrite(MakeFrame(MessageType::kError, err));
+  }
+
+  void OnReadError(const boost::system::error_code& ec) {
+    if (ec == asio::error::eof) return Close("peer closed the connection");
+    if (ec == asio::error::operation_aborted) return Close("read cancelled");
+    Close("read failed: " + ec.message());
+  }
+
+  void MaybeResumeRead() {
+    if (read_paused_ && !closed_ && Outstanding() < opts_.max_in_flight) ReadHeader();
+  }
+
+  // ---- writing -------------------------------------------------------------------------------
+
+  void QueueWrite(OutgoingFrame frame) {
+    if (closed_) return;
+    write_queue_.push_back(std::move(frame));
+    if (!writing_) DoWrite();
+  }
+
+  void DoWrite() {
+    writing_ = true;
+    write_timer_.expires_after(opts_.io_timeout);
+    write_timer_.async_wait([self = shared_from_this()](const boost::system::error_code& ec) {
+      if (!ec && self->write_timer_.expiry() <= Clock::now()) self->Close("write timed out");
+    });
+    asio::async_write(socket_, FrameBuffers(write_queue_.front()),
+                      [self = shared_from_this()](const boost::system::error_code& ec, size_t) {
+                        self->OnWrite(ec);
+                      });
+  }
+
+  void OnWrite(const boost::system::error_code& ec) {
+    writing_ = false;
+    write_timer_.cancel();
+    if (ec) return Close("write failed: " + ec.message());
+    write_queue_.pop_front();
+    if (!write_queue_.empty()) return DoWrite();
+    if (close_after_write_ && in_flight_ == 0) return Close("closed after error reply");
+    MaybeResumeRead();
+  }
+
+  // ---- timers and closing --------------------------------------------------------------------
+
+  void ArmReadTimer(std::chrono::milliseconds timeout) {
+    read_timer_.expires_after(timeout);
+    read_timer_.async_wait([self = shared_from_this()](const boost::system::error_code& ec) {
+      // A timer re-armed after it fired carries a later expiry: that wait does not count.
+      if (!ec && self->read_timer_.expiry() <= Clock::now()) self->Close("read timed out");
+    });
+  }
+
+  void CancelReadTimer() { read_timer_.cancel(); }
+
+  void Close(const std::string& reason) {
+    if (closed_) return;
+    closed_ = true;
+    spdlog::debug("{}: closed: {}", peer_, reason);
+    read_timer_.cancel();
+    write_timer_.cancel();
+    boost::system::error_code ignored;
+    socket_.shutdown(tcp::socket::shutdown_both, ignored);
+    socket_.close(ignored);
+    write_queue_.clear();
+  }
+
+  tcp::socket socket_;
+  asio::steady_timer read_timer_;
+  asio::steady_timer write_timer_;
+  EdgeServer::Impl* const server_;
+  const EdgeServerOptions& opts_;
+  std::string peer_;
+
+  HeaderBytes header_buf_{};
+  FrameHeader header_;
+  std::string meta_buf_;
+  std::deque<OutgoingFrame> write_queue_;
+  uint32_t in_flight_ = 0;
+  bool handshake_done_ = false;
+  bool writing_ = false;
+  bool read_paused_ = false;
+  bool close_after_write_ = false;
+  bool closed_ = false;
+};
+
+// ---- EdgeServer::Impl ------------------------------------------------------------------------
+
+void EdgeServer::Impl::Register(const std::shared_ptr<Session>& s) {
+  std::lock_guard<std::mutex> lock(mu);
+  for (auto it = sessions.begin(); it != sessions.end();) {
+    it = it->second.expired() ? sessions.erase(it) : std::next(it);
+  }
+  sessions[s.get()] = s;
+}
+
+size_t EdgeServer::Impl::LiveSessions() {
+  std::lock_guard<std::mutex> lock(mu);
+  size_t n = 0;
+  for (auto& [p, w] : sessions) n += !w.expired();
+  return n;
+}
+
+void EdgeServer::Impl::DoAccept() {
+  acceptor.async_accept(asio::make_strand(io), [this](const boost::system::error_code& ec,
+                                                      tcp::socket socket) {
+    if (ec == asio::error::operation_aborted || !acceptor.is_open()) return;
+    if (ec) {
+      spdlog::warn("accept failed: {}", ec.message());
+    } else {
+      auto session = std::make_shared<Session>(std::move(socket), this);
+      if (LiveSessions() >= options.max_connections) {
+        stats->connections_rejected++;
+        session->Reject(ResourceExhaustedError("server has its maximum of " +
+                                               std::to_string(options.max_connections) +
+                                               " connections"));
+      } else {
+        stats->connections_accepted++;
+        Register(session);
+        session->Start();
+      }
+    }
+    DoAccept();
+  });
+}
+
+// ---- EdgeServer ------------------------------------------------------------------------------
+
+bool EdgeServerOptions::IsValid(std::string* error) const {
+  if (io_threads < 1 || io_threads > 256) {
+    *error = "io_threads must be in [1, 256], got " + std::to_string(io_threads);
+    return false;
+  }
+  if (compute_threads < 1 || compute_threads > 256) {
+    *error = "compute_threads must be in [1, 256], got " + std::to_string(compute_threads);
+    return false;
+  }
+  if (max_in_flight < 1) {
+    *error = "max_in_flight must be >= 1";
+    return false;
+  }
+  if (max_connections < 1) {
+    *error = "max_connections must be >= 1";
+    return false;
+  }
+  if (handshake_timeout.count() <= 0 || idle_timeout.count() <= 0 || io_timeout.count() <= 0) {
+    *error = "timeouts must be positive";
+    return false;
+  }
+  return limits.IsValid(error);
+}
+
+EdgeServer::EdgeServer(EdgeServerOptions options, std::shared_ptr<const ModelRegistry> models)
+    : impl_(std::make_unique<Impl>(std::move(options), std::move(models), &stats_)) {}
+
+EdgeServer::~EdgeServer() { Stop(); }
+
+Status EdgeServer::Start() {
+  Impl& s = *impl_;
+  std::string error;
+  if (!s.options.IsValid(&error)) return InvalidArgumentError("edge server options: " + error);
+  if (!s.models || s.models->empty()) return InvalidArgumentError("no models to serve");
+
+  boost::system::error_code ec;
+  auto addr = asio::ip::make_address(s.options.host, ec);
+  if (ec) return InvalidArgumentError("bad listen address '" + s.options.host + "'");
+  tcp::endpoint ep(addr, s.options.port);
+  s.acceptor.open(ep.protocol(), ec);
+  if (!ec) s.acceptor.set_option(tcp::acceptor::reuse_address(true), ec);
+  if (!ec) s.acceptor.bind(ep, ec);
+  if (!ec) s.acceptor.listen(asio::socket_base::max_listen_connections, ec);
+  if (ec) {
+    return UnavailableError("cannot listen on " + s.options.host + ":" +
+                            std::to_string(s.options.port) + ": " + ec.message());
+  }
+  port_ = s.acceptor.local_endpoint().port();
+
+  s.hello.set_protocol_version(kProtocolVersion);
+  s.hello.set_code(wire::OK);
+  s.hello.set_server_name(s.options.server_name);
+  s.hello.set_compute_device(DeviceName(s.models->device()));
+  s.hello.set_max_body_bytes(s.options.limits.max_body_bytes);
+  s.hello.set_max_in_flight(s.options.max_in_flight);
+  for (auto& info : s.models->List()) *s.hello.add_models() = info;
+
+  s.work.emplace(asio::make_work_guard(s.io));
+  s.DoAccept();
+  for (int i = 0; i < s.options.io_threads; ++i) {
+    s.io_threads.emplace_back([&s] { s.io.run(); });
+  }
+  return Status::Ok();
+}
+
+void EdgeServer::Stop() {
+  Impl& s = *impl_;
+  {
+    std::lock_guard<std::mutex> lock(s.mu);
+    if (s.stopping) return;
+    s.stopping = true;
+  }
+  asio::post(s.io, [&s] {
+    boost::system::error_code ignored;
+    s.acceptor.close(ignored);
+  });
+  std::vector<std::shared_ptr<Session>> live;
+  {
+    std::lock_guard<std::mutex> lock(s.mu);
+    for (auto& [p, w] : s.sessions) {
+      if (auto sp = w.lock()) live.push_back(std::move(sp));
+    }
+  }
+  for (auto& sp : live) sp->Shutdown();
+  live.clear();
+  s.compute_pool.join();  // running inferences finish; their replies find closed sessions
+  s.work.reset();
+  // Let the closed sessions' handlers run out (bounded), then stop whatever is left.
+  const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(2);
+  while (!s.io_threads.empty() && s.LiveSessions() > 0 &&
+         std::chrono::steady_clock::now() < give_up) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  s.io.stop();
+  for (auto& t : s.io_threads) {
+    if (t.joinable()) t.join();
+  }
+  {
+    std::lock_guard<std::mutex> lock(s.mu);
+    s.stopped = true;
+  }
+  s.stopped_cv.notify_all();
+}
+
+void EdgeServer::Wait() {
+  Impl& s = *impl_;
+  std::unique_lock<std::mutex> lock(s.mu);
+  s.stopped_cv.wait(lock, [&s] { return s.stopped; });
+}
+
+}  // namespace splitinfer

@@ -1,1 +1,116 @@
-int main() { return 0; }
+// edge_server: serves the second half of split inferences.
+//
+//   edge_server --listen 127.0.0.1:0 --models resnet18,mlp
+//
+// Prints "listening HOST:PORT" on stdout once ready; stops cleanly on SIGINT or SIGTERM.
+#include <csignal>
+#include <cstdio>
+#include <iostream>
+
+#include <CLI/CLI.hpp>
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+#include <torch/torch.h>
+
+#include "common/frame_io.h"
+#include "edge_server/edge_server.h"
+
+using namespace splitinfer;
+
+int main(int argc, char** argv) {
+  // Block the stop signals before any thread starts (LibTorch's pools included), so that every
+  // thread inherits the mask and the main thread alone takes them with sigwait().
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
+  CLI::App app{"splitinfer edge server: runs units k+1..N of split inferences"};
+  std::string listen = "127.0.0.1:0";
+  std::string models = "resnet18";
+  ZooOptions zoo;
+  EdgeServerOptions opts;
+  double max_body_mb = static_cast<double>(opts.limits.max_body_bytes) / (1 << 20);
+  int intra_op_threads = 0;
+  int idle_timeout_s = static_cast<int>(opts.idle_timeout.count() / 1000);
+  int io_timeout_ms = static_cast<int>(opts.io_timeout.count());
+  std::string log_level = "info";
+  bool force_cpu = false;
+
+  app.add_option("--listen", listen, "HOST:PORT to listen on (port 0: any free port)");
+  app.add_option("--models", models,
+                 "comma-separated NAME[@VERSION] (zoo) or NAME[@VERSION]=FILE.pt (TorchScript)");
+  app.add_option("--input-size", zoo.input_size, "zoo CNNs: image height = width")
+      ->check(CLI::Range(16, 4096));
+  app.add_option("--width-mult", zoo.width_mult, "zoo CNNs: channel multiplier")
+      ->check(CLI::Range(0.05, 4.0));
+  app.add_option("--num-classes", zoo.num_classes, "zoo models: classes")
+      ->check(CLI::Range(1, 100000));
+  app.add_option("--mlp-width", zoo.mlp_width, "mlp: features per layer")->check(CLI::Range(1, 1 << 16));
+  app.add_option("--mlp-layers", zoo.mlp_layers, "mlp: layers")->check(CLI::Range(1, 1000));
+  app.add_option("--io-threads", opts.io_threads, "threads doing network I/O")
+      ->check(CLI::Range(1, 256));
+  app.add_option("--compute-threads", opts.compute_threads, "threads running inferences")
+      ->check(CLI::Range(1, 256));
+  app.add_option("--intra-op-threads", intra_op_threads,
+                 "LibTorch threads per inference (0: LibTorch's default)")
+      ->check(CLI::Range(0, 256));
+  app.add_option("--max-in-flight", opts.max_in_flight, "outstanding requests per connection")
+      ->check(CLI::Range(1, 4096));
+  app.add_option("--max-connections", opts.max_connections)->check(CLI::Range(1, 100000));
+  app.add_option("--max-body-mb", max_body_mb, "largest request tensor accepted (MiB)")
+      ->check(CLI::Range(0.001, 65536.0));
+  app.add_option("--idle-timeout-s", idle_timeout_s, "close a connection idle this long")
+      ->check(CLI::Range(1, 86400));
+  app.add_option("--io-timeout-ms", io_timeout_ms, "deadline to finish a frame or a write")
+      ->check(CLI::Range(1, 3600000));
+  app.add_flag("--cpu", force_cpu, "run on the CPU even when CUDA is available");
+  app.add_option("--log-level", log_level, "trace, debug, info, warn, error")
+      ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "off"}));
+  CLI11_PARSE(app, argc, argv);
+
+  spdlog::set_default_logger(spdlog::stderr_color_mt("edge"));
+  spdlog::set_level(spdlog::level::from_str(log_level));
+  if (intra_op_threads > 0) torch::set_num_threads(intra_op_threads);
+
+  Status st = ParseHostPort(listen, &opts.host, &opts.port);
+  if (!st.ok()) {
+    std::cerr << "edge_server: --listen: " << st.message() << "\n";
+    return 2;
+  }
+  opts.limits.max_body_bytes = static_cast<uint64_t>(max_body_mb * (1 << 20));
+  opts.idle_timeout = std::chrono::seconds(idle_timeout_s);
+  opts.io_timeout = std::chrono::milliseconds(io_timeout_ms);
+  std::string error;
+  if (!zoo.IsValid(&error)) {
+    std::cerr << "edge_server: " << error << "\n";
+    return 2;
+  }
+
+  const at::Device device = force_cpu ? at::Device(at::kCPU) : PreferredDevice();
+  auto registry = std::make_shared<ModelRegistry>(device);
+  st = AddModelsFromSpec(models, zoo, registry.get());
+  if (!st.ok()) {
+    std::cerr << "edge_server: --models: " << st.ToString() << "\n";
+    return 2;
+  }
+
+  EdgeServer server(opts, registry);
+  st = server.Start();
+  if (!st.ok()) {
+    std::cerr << "edge_server: " << st.ToString() << "\n";
+    return 1;
+  }
+  spdlog::info("serving {} model(s) on {}", registry->List().size(), DeviceName(device));
+  std::cout << "listening " << opts.host << ":" << server.port() << std::endl;
+
+  int sig = 0;
+  sigwait(&signals, &sig);
+  spdlog::info("signal {}: shutting down", sig);
+  server.Stop();
+  spdlog::info("stopped: {} requests ok, {} failed, {} frames rejected",
+               server.stats().requests_ok.load(), server.stats().requests_failed.load(),
+               server.stats().frames_rejected.load());
+  return 0;
+}

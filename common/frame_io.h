@@ -1,0 +1,65 @@
+// Frame I/O over Boost.Asio TCP sockets, shared by edge_server and device_client.
+//
+// FrameBuffers() turns an OutgoingFrame into the three buffers of one gather-write.
+// BlockingConnection is a synchronous TCP connection where every operation has a deadline
+// (the Asio "blocking client with timeouts" pattern: async operations run on a private
+// io_context for at most the timeout). One thread uses a BlockingConnection at a time.
+#pragma once
+
+#include <array>
+#include <chrono>
+#include <cstdint>
+#include <string>
+
+#include <boost/asio.hpp>
+
+#include "common/frame.h"
+#include "common/status.h"
+
+namespace splitinfer {
+
+namespace asio = boost::asio;
+using tcp = asio::ip::tcp;
+
+inline std::array<asio::const_buffer, 3> FrameBuffers(const OutgoingFrame& f) {
+  return {asio::buffer(f.header), asio::buffer(f.meta), asio::buffer(f.body, f.body_size)};
+}
+
+// Parses "host:port" (port 0..65535). kInvalidArgument on anything else.
+Status ParseHostPort(const std::string& s, std::string* host, uint16_t* port);
+
+class BlockingConnection {
+ public:
+  using Duration = std::chrono::steady_clock::duration;
+
+  BlockingConnection() : socket_(io_) {}
+  BlockingConnection(const BlockingConnection&) = delete;
+  BlockingConnection& operator=(const BlockingConnection&) = delete;
+
+  // Resolves and connects (TCP_NODELAY on). kUnavailable when refused or unreachable,
+  // kDeadlineExceeded after `timeout`.
+  Status Connect(const std::string& host, uint16_t port, Duration timeout);
+  // Writes the whole frame as one gather-write.
+  Status WriteFrame(const OutgoingFrame& frame, Duration timeout);
+  // Writes raw bytes (tests use this to send broken frames).
+  Status WriteRaw(const void* data, size_t size, Duration timeout);
+  // Reads exactly `size` bytes. kUnavailable when the peer closed the connection.
+  Status ReadExact(void* data, size_t size, Duration timeout);
+  // Reads one frame's header and metadata; the caller then reads header.body_len body bytes.
+  Status ReadHeaderAndMeta(const FrameLimits& limits, Duration timeout, FrameHeader* header,
+                           std::string* meta);
+
+  bool is_open() const { return socket_.is_open(); }
+  void Close();
+  tcp::socket& socket() { return socket_; }
+
+ private:
+  // Runs the io_context until the pending operation completes or `timeout` passes; on timeout
+  // closes the socket (which completes the operation with operation_aborted).
+  bool RunFor(Duration timeout);
+
+  asio::io_context io_;
+  tcp::socket socket_;
+};
+
+}  // namespace splitinfer

@@ -1,0 +1,67 @@
+// EdgeClient: the device's connection to an edge_server.
+//
+// Synchronous, with a deadline on every operation (connect, write, read). Several requests may
+// be in flight: SendRequest() any number (up to the server's max_in_flight), then ReadReply()
+// returns replies in the order they arrive, each carrying its request id.
+// Not thread-safe: one thread owns an EdgeClient.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <string>
+
+#include <ATen/ATen.h>
+
+#include "common/frame_io.h"
+#include "common/status.h"
+#include "splitinfer.pb.h"
+
+namespace splitinfer {
+
+struct EdgeClientOptions {
+  std::string host = "127.0.0.1";
+  uint16_t port = 0;
+  std::chrono::milliseconds connect_timeout{2000};
+  std::chrono::milliseconds io_timeout{30000};  // one frame write, or waiting for one reply
+  FrameLimits limits;                           // applied to replies
+  std::string client_name = "device_client";
+};
+
+// One reply. `status` is the server's verdict on the request; output is set when it is ok.
+struct InferResult {
+  uint64_t request_id = 0;
+  Status status;
+  at::Tensor output;
+  uint32_t model_version = 0;
+  uint64_t edge_compute_us = 0;
+  uint64_t queue_us = 0;
+};
+
+class EdgeClient {
+ public:
+  explicit EdgeClient(EdgeClientOptions options) : options_(std::move(options)) {}
+
+  // TCP connect and the Hello handshake. kFailedPrecondition on a protocol version mismatch,
+  // kUnavailable when nobody listens, kDeadlineExceeded on a timeout.
+  Status Connect();
+  bool connected() const { return conn_.is_open() && handshake_done_; }
+  const wire::HelloReply& server_info() const { return server_info_; }
+
+  // Sends `input` as the tensor at `request.boundary()` (fills request.tensor). The tensor is
+  // written from its own storage (made contiguous on the CPU first if it is not).
+  Status SendRequest(wire::InferRequest request, const at::Tensor& input);
+
+  // Waits for the next reply. A non-ok Result means the connection failed (and is closed); a
+  // server-side refusal of one request comes back as an ok Result whose status is not ok.
+  Result<InferResult> ReadReply();
+
+  void Close();
+
+ private:
+  EdgeClientOptions options_;
+  BlockingConnection conn_;
+  wire::HelloReply server_info_;
+  bool handshake_done_ = false;
+};
+
+}  // namespace splitinfer

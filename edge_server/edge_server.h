@@ -1,0 +1,87 @@
+// EdgeServer: accepts device connections on TCP and finishes split inferences.
+//
+// Threads: `io_threads` run the Asio io_context (accept, read, write); `compute_threads` run
+// the model units, so a long inference never holds an I/O thread. Each connection is a Session
+// (edge_server.cc) owned through shared_from_this() with its own strand; every read and write
+// has a deadline; a connection has at most `max_in_flight` requests outstanding, and reading
+// from it pauses while it is at that bound (back-pressure through TCP, not memory).
+//
+// Errors: a frame that breaks framing (bad magic, oversize lengths, malformed metadata, a body
+// that does not match its dtype/shape) gets an ErrorReply or an InferReply with the code and the
+// connection is closed. A well-framed request that cannot be served (unknown model or version,
+// a boundary out of range, a tensor that does not fit unit k+1, deadline passed) gets an
+// InferReply with the code and the connection stays open. Other connections are never affected.
+//
+// Start(), port(), Stop() and Wait() may be called from any thread; Stop() is idempotent.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <boost/asio.hpp>
+
+#include "common/frame.h"
+#include "common/status.h"
+#include "edge_server/model_registry.h"
+
+namespace splitinfer {
+
+struct EdgeServerOptions {
+  std::string host = "127.0.0.1";
+  uint16_t port = 0;  // 0 = any free port; port() tells which
+  int io_threads = 1;
+  int compute_threads = 1;
+  FrameLimits limits;
+  std::chrono::milliseconds handshake_timeout{5000};  // connect to HelloReply
+  std::chrono::milliseconds idle_timeout{120000};     // no frame started for this long: close
+  std::chrono::milliseconds io_timeout{10000};        // finish a started frame, or one write
+  uint32_t max_in_flight = 16;                        // per connection
+  uint32_t default_deadline_ms = 30000;               // when a request gives none
+  uint32_t max_connections = 256;
+  std::string server_name = "splitinfer-edge";
+
+  bool IsValid(std::string* error) const;
+};
+
+// Counters for tests and logs. Monotonic.
+struct EdgeServerStats {
+  std::atomic<uint64_t> connections_accepted{0};
+  std::atomic<uint64_t> connections_rejected{0};
+  std::atomic<uint64_t> requests_ok{0};
+  std::atomic<uint64_t> requests_failed{0};
+  std::atomic<uint64_t> frames_rejected{0};
+};
+
+class EdgeServer {
+ public:
+  EdgeServer(EdgeServerOptions options, std::shared_ptr<const ModelRegistry> models);
+  ~EdgeServer();
+  EdgeServer(const EdgeServer&) = delete;
+  EdgeServer& operator=(const EdgeServer&) = delete;
+
+  // Binds, listens and starts the threads. Returns once the port is bound.
+  Status Start();
+  // The bound port (valid after Start()).
+  uint16_t port() const { return port_; }
+  // Stops accepting, closes every connection, drains the compute pool, joins the threads.
+  void Stop();
+  // Blocks until Stop() has finished (from another thread or a signal handler).
+  void Wait();
+
+  const EdgeServerStats& stats() const { return stats_; }
+
+  class Impl;  // public so that the session (in the .cc) can reach it
+
+ private:
+  std::unique_ptr<Impl> impl_;
+  EdgeServerStats stats_;
+  uint16_t port_ = 0;
+};
+
+}  // namespace splitinfer
