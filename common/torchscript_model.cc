@@ -55,7 +55,7 @@ Result<std::shared_ptr<SplitModel>> LoadTorchScriptModel(const std::string& path
                                                          std::vector<int64_t> input_shape) {
   std::error_code ec;
   if (!std::filesystem::is_regular_file(path, ec)) {
-    return NotFoundError("torchscript file " + path + " does not exist");
+    return NotFoundError("torchscript file " + path + " does not exist or is not a file");
   }
   std::shared_ptr<TorchScriptModel> model(new TorchScriptModel(name, version, path));
   torch::jit::Module& root = model->children_->root;
