@@ -2,12 +2,29 @@
 // defined as a chain of split units (see split_model.h). Weights come from a seed, so the device
 // and the edge build identical models without shipping weight files.
 //
-// Units:
+// Units (and their names):
 //   alexnet      8 units: 5 conv layers (max-pool fused into conv1, conv2, conv5), 3 fc layers
+//                conv1..conv5, fc6..fc8 (fc6 starts with the adaptive avg-pool and flatten)
 //   vgg16       16 units: 13 conv layers (each stage's max-pool fused into its last conv), 3 fc
+//                conv1_1..conv5_3, fc6..fc8
 //   resnet18    10 units: stem (conv, bn, relu, max-pool), 8 basic blocks, head (pool, fc)
+//                stem, layer1.0, layer1.1, ..., layer4.1, head
 //   mobilenetv2 20 units: stem conv, 17 inverted-residual blocks, last 1x1 conv, head
+//                stem, block1..block17, conv_last, head
 //   mlp          L units: Linear(width, width) + ReLU (no ReLU after the last)
+//                fc1..fcL; input [mlp_width]; num_classes and input_size are not used
+//
+// The CNNs follow torchvision (same layers, parameter counts and output shapes at width 1) with
+// channels scaled by width_mult (MobileNetV2 rounds to multiples of 8 like torchvision) and an
+// adaptive average pool before the classifier, so any input_size from the network's minimum up
+// works (alexnet 63, vgg16 32, resnet18 and mobilenetv2 1). Dropout is left out (eval mode).
+// UnitInfo::flops counts convolutions and linear layers only (see model_zoo.cc).
+//
+// Weights follow torchvision's init schemes with uniform values of the same variance, drawn
+// from a private SplitMix64 stream seeded with options.seed or, when 0, FNV-1a of
+// "<name>@<version>". No transcendental functions and no global generator are involved, so two
+// processes on any two machines build the same weight bits, and other threads' use of torch's
+// global generator cannot disturb a build. Building is thread-safe.
 #pragma once
 
 #include <cstdint>

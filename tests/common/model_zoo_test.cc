@@ -167,6 +167,27 @@ INSTANTIATE_TEST_SUITE_P(AllModels, ZooModelTest, ::testing::ValuesIn(SmallCases
                            return info.param.name;
                          });
 
+// The weight stream is part of the wire contract: a device and an edge built from different
+// commits or on different CPUs must agree. Feeding the identity matrix through a one-layer MLP
+// reads its weights back exactly (y = I W^T + 0). The expected values were computed
+// independently (SplitMix64 seeded with FNV-1a("mlp@1"), 24-bit uniforms scaled to
+// 0.01 * sqrt(3), in numpy float32).
+TEST(ModelZooTest, WeightStreamIsPinned) {
+  ZooOptions o;
+  o.mlp_width = 4;
+  o.mlp_layers = 1;
+  std::shared_ptr<SplitModel> m = MustBuild("mlp", 1, o);
+  ASSERT_NE(m, nullptr);
+  const at::Tensor w = m->RunRange(at::eye(4), 0, 1).t().contiguous();  // w[i][j] = W[i][j]
+  const float want[16] = {-0x1.efabf2p-8f, -0x1.724a2cp-7f, -0x1.0e765ep-7f, 0x1.9157a0p-8f,
+                          -0x1.07215ap-6f, 0x1.532b4ap-11f, -0x1.cde59ep-8f, -0x1.3443cep-8f,
+                          -0x1.0f91a2p-6f, 0x1.31c92ep-8f,  0x1.da0c98p-8f,  -0x1.027c2cp-8f,
+                          -0x1.97e014p-7f, -0x1.22cb52p-7f, 0x1.5ee688p-8f,  -0x1.f9d968p-7f};
+  for (int i = 0; i < 16; ++i) {
+    EXPECT_EQ(w.data_ptr<float>()[i], want[i]) << "weight " << i;
+  }
+}
+
 TEST(ModelZooTest, NamesListTheFiveModels) {
   EXPECT_EQ(ZooModelNames(),
             (std::vector<std::string>{"alexnet", "vgg16", "resnet18", "mobilenetv2", "mlp"}));
