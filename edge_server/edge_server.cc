@@ -105,10 +105,17 @@ class Session : public std::enable_shared_from_this<Session> {
       return;
     }
     read_paused_ = false;
+    // Waiting for a frame to start may take idle_timeout; once its first byte is here, the
+    // rest of the frame must follow within io_timeout (a stalled peer is dropped).
     ArmReadTimer(handshake_done_ ? opts_.idle_timeout : opts_.handshake_timeout);
-    asio::async_read(socket_, asio::buffer(header_buf_),
-                     [self = shared_from_this()](const boost::system::error_code& ec, size_t) {
-                       self->OnHeader(ec);
+    asio::async_read(socket_, asio::buffer(header_buf_), asio::transfer_at_least(1),
+                     [self = shared_from_this()](const boost::system::error_code& ec, size_t n) {
+                       if (ec || n == self->header_buf_.size()) return self->OnHeader(ec);
+                       self->ArmReadTimer(self->opts_.io_timeout);
+                       asio::async_read(self->socket_, asio::buffer(self->header_buf_) + n,
+                                        [self](const boost::system::error_code& ec, size_t) {
+                                          self->OnHeader(ec);
+                                        });
                      });
   }
 

@@ -59,7 +59,9 @@ class BadInputTest : public ::testing::Test {
     Status st = c.ReadHeaderAndMeta(FrameLimits{}, kTimeout, &r.header, &r.meta);
     EXPECT_TRUE(st.ok()) << st;
     std::string body(r.header.body_len, '\0');
-    if (st.ok()) EXPECT_TRUE(c.ReadExact(body.data(), body.size(), kTimeout).ok());
+    if (st.ok()) {
+      EXPECT_TRUE(c.ReadExact(body.data(), body.size(), kTimeout).ok());
+    }
     return r;
   }
 
