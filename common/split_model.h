@@ -51,7 +51,12 @@ class SplitModel {
 
   // Validates boundary and x's shape (batch dimension first, any batch size >= 1) against the
   // model, moves x to device(), runs, and turns a LibTorch exception into a Status.
+  // Errors: kInvalidArgument for a bad range, an undefined or non-float32 x, or a wrong shape;
+  // kResourceExhausted when LibTorch runs out of memory; kInternal for any other exception
+  // (the input was valid, so that is a bug or a broken module).
   Result<at::Tensor> RunRangeChecked(const at::Tensor& x, size_t from, size_t to) const;
+  // kInvalidArgument unless boundary <= N and sizes == [n >= 1, boundary_shape(boundary)...],
+  // e.g. "boundary 3 of resnet18 expects [N,64,8,8], got [1,3,32,32]".
   Status CheckBoundaryInput(size_t boundary, at::IntArrayRef sizes) const;
 
   // Moves the weights to `device` (cpu or cuda). Not thread-safe against RunRange.
@@ -59,8 +64,9 @@ class SplitModel {
 
  protected:
   SplitModel(std::string name, uint32_t version) : name_(std::move(name)), version_(version) {}
-  // Runs a zero batch of one sample through every unit on the CPU and fills boundary_shapes_
-  // and the shape and byte fields of units_ (units_ must hold N entries with names set).
+  // Runs a zero batch of one sample through every unit on device() (the CPU while a model is
+  // being built) and fills boundary_shapes_ and the shape and byte fields of units_ (units_
+  // must hold N entries with names set). Throws what RunRange throws.
   void ProbeShapes(const std::vector<int64_t>& input_shape);
 
   std::string name_;
