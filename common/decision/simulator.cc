@@ -1,0 +1,397 @@
+#include "common/decision/simulator.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <iomanip>
+#include <limits>
+#include <memory>
+#include <random>
+#include <sstream>
+
+#include "common/decision/channel.h"
+#include "common/decision/trace.h"
+
+namespace splitinfer::decision {
+namespace {
+
+constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
+
+Status ParseKeyValues(const std::string& args, ChannelSpec* spec) {
+  std::istringstream in(args);
+  std::string item;
+  while (std::getline(in, item, ',')) {
+    const size_t eq = item.find('=');
+    if (eq == std::string::npos)
+      return InvalidArgumentError("channel: expected key=value, got '" + item + "'");
+    const std::string key = item.substr(0, eq), value = item.substr(eq + 1);
+    char* end = nullptr;
+    const double v = std::strtod(value.c_str(), &end);
+    if (value.empty() || *end != '\0' || !std::isfinite(v))
+      return InvalidArgumentError("channel: " + key + " needs a number, got '" + value + "'");
+    if (key == "snr_db")
+      spec->snr_db = v;
+    else if (key == "doppler_hz" && spec->kind == ChannelSpec::Kind::kGaussMarkov)
+      spec->doppler_hz = v;
+    else
+      return InvalidArgumentError("channel: unknown key '" + key + "'");
+  }
+  return Status::Ok();
+}
+
+struct Accumulator {
+  double sum = 0, sum_sq = 0, boundary = 0;
+  int local = 0, edge = 0;
+  void Add(double c, int b, int n) {
+    sum += c;
+    sum_sq += c * c;
+    boundary += b;
+    local += b == n;
+    edge += b == 0;
+  }
+  PolicyStats Stats(const std::string& name, int count) const {
+    PolicyStats s;
+    s.name = name;
+    s.mean_cost = sum / count;
+    const double var = std::max(0.0, sum_sq / count - s.mean_cost * s.mean_cost);
+    s.ci95 = count > 1 ? 1.96 * std::sqrt(var * count / (count - 1) / count) : 0.0;
+    s.mean_boundary = boundary / count;
+    s.share_local = static_cast<double>(local) / count;
+    s.share_edge = static_cast<double>(edge) / count;
+    return s;
+  }
+};
+
+// The fitted world of one simulation: the problem the policies are built on, how to build it for
+// another horizon (placement), and a generator of scored episodes.
+struct World {
+  StoppingProblem problem;
+  PlacementPlanner::ProblemFactory factory;
+  std::function<Episode(std::mt19937_64&)> draw;
+  double mean_rate = 0.0;
+};
+
+Result<World> RayleighWorld(const CostModel& cost, const ChannelSpec& ch, const SimOptions& o) {
+  RayleighOptions ro;
+  ro.snr_db = ch.snr_db;
+  ro.bandwidth_hz = o.bandwidth_hz;
+  ro.num_states = o.num_states;
+  ro.outage_prob = o.outage_prob;
+  Result<ChannelLaw> law = DiscretizeRayleigh(ro);
+  if (!law.ok()) return law.status();
+  const int n = cost.num_units();
+  Result<StoppingProblem> p = BuildProblem(cost, *law, n);
+  if (!p.ok()) return p.status();
+  World w;
+  w.problem = std::move(*p);
+  w.mean_rate = law->stationary.dot(law->rate_bps);
+  auto shared_law = std::make_shared<ChannelLaw>(std::move(*law));
+  w.factory = [&cost, shared_law](int m) { return BuildProblem(cost, *shared_law, m); };
+  const double snr = DbToLinear(ro.snr_db), bw = ro.bandwidth_hz;
+  w.draw = [&cost, shared_law, snr, bw, n](std::mt19937_64& rng) {
+    std::exponential_distribution<double> gain(1.0);
+    Episode e;
+    e.state.resize(n + 1);
+    e.stop_cost.resize(n + 1);
+    for (int l = 0; l <= n; ++l) {
+      const double r = ShannonRate(bw, snr, gain(rng));
+      const int s = shared_law->StateOf(r);
+      e.state[l] = s;
+      e.stop_cost[l] =
+          cost.StopCostAtRate(l, shared_law->IsOutage(s) ? shared_law->floor_rate_bps : r);
+    }
+    return e;
+  };
+  return w;
+}
+
+Result<World> SeriesWorld(const CostModel& cost, const ChannelSpec& ch, const SimOptions& o) {
+  RateSeries series;
+  bool markov = ch.kind != ChannelSpec::Kind::kTrace;
+  if (ch.kind == ChannelSpec::Kind::kGaussMarkov) {
+    GaussMarkovOptions g;
+    g.snr_db = ch.snr_db;
+    g.doppler_hz = ch.doppler_hz;
+    g.dt_s = o.grid_s;
+    g.duration_s = o.gauss_markov_duration_s;
+    g.bandwidth_hz = o.bandwidth_hz;
+    g.seed = o.seed * 7919 + 17;
+    Result<RateSeries> s = GenerateGaussMarkov(g);
+    if (!s.ok()) return s.status();
+    series = std::move(*s);
+  } else {
+    UccOptions uo;
+    uo.dt_s = o.grid_s;
+    uo.bandwidth_hz = o.bandwidth_hz;
+    Result<RateSeries> s = LoadTrace(ch.path, uo);
+    if (!s.ok()) return s.status();
+    series = std::move(*s);
+  }
+  for (double& r : series.rate_bps) r *= o.transfer_scale;
+  const size_t total = series.size(), cut = static_cast<size_t>(total * o.fit_fraction);
+  if (cut < 100 || total - cut < 100)
+    return InvalidArgumentError(ch.text +
+                                ": series too short to fit on one part and score on "
+                                "another (" +
+                                std::to_string(total) + " steps)");
+  auto fit = std::make_shared<RateSeries>(series.Slice(0, cut));
+  auto score = std::make_shared<RateSeries>(series.Slice(cut, total));
+  const size_t window = std::max<size_t>(1, std::lround(o.observe_window_s / o.grid_s));
+  const std::vector<double> obs_fit = fit->ObservedRates(window);
+  auto obs_score = std::make_shared<std::vector<double>>(score->ObservedRates(window));
+  Result<ChannelLaw> law = DiscretizeEmpirical(obs_fit, o.num_states);
+  if (!law.ok()) return law.status().WithPrefix(ch.text + ": ");
+  const int n = cost.num_units(), k = law->num_states();
+  // Boundary l happens lag[l] grid steps after boundary 0 (device compute time, cumulative).
+  auto lag = std::make_shared<std::vector<size_t>>(n + 1, 0);
+  double t = 0.0;
+  for (int l = 1; l <= n; ++l) {
+    t += cost.DeviceTime(l);
+    (*lag)[l] = static_cast<size_t>(std::lround(t / o.grid_s));
+  }
+  std::vector<int> states_fit(obs_fit.size());
+  for (size_t i = 0; i < obs_fit.size(); ++i) states_fit[i] = law->StateOf(obs_fit[i]);
+  std::vector<Eigen::MatrixXd> steps;
+  if (markov) {
+    law->iid = false;
+    law->epoch_s = o.grid_s;
+    law->transition = CountTransitions(states_fit, k, 1, law->stationary, 0.0);
+    for (int l = 0; l < n; ++l)
+      steps.push_back(CountTransitions(states_fit, k, static_cast<int>((*lag)[l + 1] - (*lag)[l]),
+                                       law->stationary, 0.0));
+  }
+  // Expected transfer time of s_l bytes given the observed state, learned on the fitting part
+  // (SPEC section 6); the transfer starts at the step after the observation.
+  Eigen::MatrixXd transfer(n + 1, k);
+  if (o.pricing == Pricing::kExpectedTransfer) {
+    TransferClock clock(*fit);
+    const size_t stride = std::max<size_t>(1, obs_fit.size() / 20000);
+    for (int l = 0; l < n; ++l) {
+      Eigen::VectorXd sum = Eigen::VectorXd::Zero(k), count = Eigen::VectorXd::Zero(k);
+      for (size_t i = 0; i < obs_fit.size(); i += stride) {
+        sum(states_fit[i]) += clock.TransferTime(i + 1, cost.Bits(l));
+        count(states_fit[i]) += 1;
+      }
+      for (int s = 0; s < k; ++s)
+        transfer(l, s) = count(s) > 0 ? sum(s) / count(s) : cost.Bits(l) / fit->MeanRate();
+    }
+  } else {
+    for (int l = 0; l < n; ++l)
+      for (int s = 0; s < k; ++s) transfer(l, s) = cost.Bits(l) / std::max(law->rate_bps(s), 1.0);
+  }
+  transfer.row(n).setZero();
+  if (!transfer.allFinite()) return InvalidArgumentError(ch.text + ": the trace carries no bits");
+  Result<StoppingProblem> p = BuildProblemWithTransfers(cost, *law, n, transfer, steps);
+  if (!p.ok()) return p.status();
+  World w;
+  w.problem = std::move(*p);
+  w.mean_rate = fit->MeanRate();
+  auto shared_law = std::make_shared<ChannelLaw>(std::move(*law));
+  auto shared_steps = std::make_shared<std::vector<Eigen::MatrixXd>>(std::move(steps));
+  w.factory = [&cost, shared_law, transfer, shared_steps](int m) {
+    std::vector<Eigen::MatrixXd> head;
+    if (!shared_steps->empty()) head.assign(shared_steps->begin(), shared_steps->begin() + m);
+    return BuildProblemWithTransfers(cost, *shared_law, m, transfer, head);
+  };
+  auto clock = std::make_shared<TransferClock>(*score);
+  const size_t len = score->size();
+  w.draw = [&cost, shared_law, obs_score, clock, lag, len, n](std::mt19937_64& rng) {
+    std::uniform_int_distribution<size_t> start(0, len - 1);
+    const size_t i0 = start(rng);
+    Episode e;
+    e.state.resize(n + 1);
+    e.stop_cost.resize(n + 1);
+    for (int l = 0; l <= n; ++l) {
+      const size_t i = (i0 + (*lag)[l]) % len;
+      e.state[l] = shared_law->StateOf((*obs_score)[i]);
+      e.stop_cost[l] = cost.StopCostForTransfer(l, clock->TransferTime(i + 1, cost.Bits(l)));
+    }
+    return e;
+  };
+  return w;
+}
+
+std::string KindName(ChannelSpec::Kind k) {
+  switch (k) {
+    case ChannelSpec::Kind::kRayleigh:
+      return "rayleigh";
+    case ChannelSpec::Kind::kGaussMarkov:
+      return "gauss-markov";
+    case ChannelSpec::Kind::kTrace:
+      return "trace";
+    case ChannelSpec::Kind::kMarkovFit:
+      return "markov-fit";
+  }
+  return "?";
+}
+
+}  // namespace
+
+Result<ChannelSpec> ChannelSpec::Parse(const std::string& text) {
+  ChannelSpec spec;
+  spec.text = text;
+  const size_t colon = text.find(':');
+  const std::string kind = text.substr(0, colon);
+  const std::string args = colon == std::string::npos ? "" : text.substr(colon + 1);
+  if (kind == "rayleigh" || kind == "gauss-markov") {
+    spec.kind = kind == "rayleigh" ? Kind::kRayleigh : Kind::kGaussMarkov;
+    SPLITINFER_RETURN_IF_ERROR(ParseKeyValues(args, &spec));
+    return spec;
+  }
+  if (kind == "trace" || kind == "markov-fit") {
+    spec.kind = kind == "trace" ? Kind::kTrace : Kind::kMarkovFit;
+    if (args.empty())
+      return InvalidArgumentError("channel: " + kind + " needs a file: " + kind + ":<file>");
+    spec.path = args;
+    return spec;
+  }
+  return InvalidArgumentError("channel: unknown kind '" + kind +
+                              "' (rayleigh, gauss-markov, trace, markov-fit)");
+}
+
+bool SimOptions::IsValid(std::string* error) const {
+  std::ostringstream m;
+  if (episodes < 1 || episodes > 100000000)
+    m << "episodes must be in [1, 1e8] (got " << episodes << ")";
+  else if (num_states < 1 || num_states > 4096)
+    m << "num_states must be in [1, 4096] (got " << num_states << ")";
+  else if (!(bandwidth_hz > 0))
+    m << "bandwidth_hz must be > 0 (got " << bandwidth_hz << ")";
+  else if (!(grid_s >= 0.001 && grid_s <= 1.0))
+    m << "grid_s must be in [0.001, 1] (got " << grid_s << ")";
+  else if (!(observe_window_s >= 0))
+    m << "observe_window_s must be >= 0 (got " << observe_window_s << ")";
+  else if (!(fit_fraction > 0 && fit_fraction < 1))
+    m << "fit_fraction must be in (0, 1) (got " << fit_fraction << ")";
+  else if (!(transfer_scale > 0))
+    m << "transfer_scale must be > 0 (got " << transfer_scale << ")";
+  else if (!placement.IsValid(error))
+    return false;
+  else
+    return true;
+  if (error) *error = m.str();
+  return false;
+}
+
+Result<SimResult> RunSimulation(const CostModel& cost, const ChannelSpec& channel,
+                                const SimOptions& o) {
+  std::string error;
+  if (!o.IsValid(&error)) return InvalidArgumentError("simulation: " + error);
+  const auto t0 = std::chrono::steady_clock::now();
+  Result<World> world = channel.kind == ChannelSpec::Kind::kRayleigh
+                            ? RayleighWorld(cost, channel, o)
+                            : SeriesWorld(cost, channel, o);
+  if (!world.ok()) return world.status();
+  const StoppingProblem& p = world->problem;
+  std::vector<std::unique_ptr<StoppingPolicy>> policies = MakeStandardPolicies(p);
+  const double solve_ms =
+      std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+  const int n = p.horizon;
+  std::vector<Accumulator> acc(policies.size() + 1);
+  std::mt19937_64 rng(o.seed);
+  const int tick = std::max(1, o.episodes / 20);
+  for (int ep = 0; ep < o.episodes; ++ep) {
+    const Episode e = world->draw(rng);
+    int b = 0;
+    const double oc = OracleEpisodeCost(p, e, &b);
+    acc[0].Add(oc, b, n);
+    for (size_t i = 0; i < policies.size(); ++i) {
+      const double c = EpisodeCost(p, *policies[i], e, &b);
+      acc[i + 1].Add(c, b, n);
+    }
+    if (o.progress && (ep + 1) % tick == 0) o.progress(ep + 1, o.episodes);
+  }
+  SimResult r;
+  r.model = cost.profile().model;
+  r.channel = channel.text.empty() ? KindName(channel.kind) : channel.text;
+  r.num_units = n;
+  r.num_states = p.num_states();
+  r.markov = !p.iid;
+  r.episodes = o.episodes;
+  r.fitted_law_mean_rate_bps = world->mean_rate;
+  r.solve_ms = solve_ms;
+  r.policies.push_back(acc[0].Stats("oracle", o.episodes));
+  r.policies.back().model_expected_cost = kNaN;
+  for (size_t i = 0; i < policies.size(); ++i) {
+    r.policies.push_back(acc[i + 1].Stats(policies[i]->name(), o.episodes));
+    r.policies.back().model_expected_cost = ExactExpectedCost(p, *policies[i]);
+  }
+  const double oracle = r.policies[0].mean_cost;
+  for (PolicyStats& s : r.policies) s.ratio_to_oracle = oracle > 0 ? s.mean_cost / oracle : kNaN;
+  PlacementPlanner planner(cost, world->factory);
+  PlacementOptions po = o.placement;
+  po.method = PlacementMethod::kBackwardInduction;
+  Result<PlacementPlan> plan = planner.Plan(po);
+  if (!plan.ok()) return plan.status();
+  r.placement = std::move(*plan);
+  po.method = PlacementMethod::kOneStageLookAhead;
+  Result<PlacementPlan> plan_ola = planner.Plan(po);
+  if (!plan_ola.ok()) return plan_ola.status();
+  r.placement_ola = std::move(*plan_ola);
+  return r;
+}
+
+nlohmann::json ToJson(const SimResult& r) {
+  auto num = [](double v) -> nlohmann::json {
+    if (std::isfinite(v)) return v;
+    return nullptr;
+  };
+  nlohmann::json j;
+  j["model"] = r.model;
+  j["channel"] = r.channel;
+  j["num_units"] = r.num_units;
+  j["num_states"] = r.num_states;
+  j["law"] = r.markov ? "markov" : "iid";
+  j["episodes"] = r.episodes;
+  j["fitted_mean_rate_bps"] = r.fitted_law_mean_rate_bps;
+  j["solve_ms"] = r.solve_ms;
+  for (const PolicyStats& s : r.policies)
+    j["policies"].push_back({{"name", s.name},
+                             {"mean_cost", s.mean_cost},
+                             {"ci95", s.ci95},
+                             {"mean_boundary", s.mean_boundary},
+                             {"share_local", s.share_local},
+                             {"share_edge", s.share_edge},
+                             {"ratio_to_oracle", num(s.ratio_to_oracle)},
+                             {"model_expected_cost", num(s.model_expected_cost)}});
+  auto plan_json = [&](const PlacementPlan& p) {
+    nlohmann::json o;
+    o["best_m"] = p.best_m;
+    o["best_objective"] = num(p.best_objective);
+    for (double v : p.objective) o["objective"].push_back(num(v));
+    return o;
+  };
+  j["placement"] = plan_json(r.placement);
+  j["placement"]["ola"] = plan_json(r.placement_ola);
+  return j;
+}
+
+std::string ToTable(const SimResult& r) {
+  std::ostringstream out;
+  out << "model " << r.model << " (N = " << r.num_units << "), channel " << r.channel << ", "
+      << (r.markov ? "Markov" : "i.i.d.") << " law with K = " << r.num_states << ", " << r.episodes
+      << " episodes\n";
+  out << std::left << std::setw(14) << "policy" << std::right << std::setw(12) << "mean cost"
+      << std::setw(12) << "+-95%" << std::setw(10) << "mean k" << std::setw(9) << "local"
+      << std::setw(9) << "edge" << std::setw(10) << "/oracle" << std::setw(12) << "model E"
+      << "\n";
+  out << std::fixed;
+  for (const PolicyStats& s : r.policies) {
+    out << std::left << std::setw(14) << s.name << std::right << std::setprecision(5)
+        << std::setw(12) << s.mean_cost << std::setw(12) << s.ci95 << std::setprecision(2)
+        << std::setw(10) << s.mean_boundary << std::setw(8) << 100 * s.share_local << "%"
+        << std::setw(8) << 100 * s.share_edge << "%" << std::setprecision(4) << std::setw(10)
+        << s.ratio_to_oracle << std::setprecision(5) << std::setw(12);
+    if (std::isfinite(s.model_expected_cost))
+      out << s.model_expected_cost;
+    else
+      out << "-";
+    out << "\n";
+  }
+  out << "placement: M* = " << r.placement.best_m << " (BI), " << r.placement_ola.best_m
+      << " (OLA) of N = " << r.num_units << ", objective " << std::setprecision(5)
+      << r.placement.best_objective << "\n";
+  return out.str();
+}
+
+}  // namespace splitinfer::decision
