@@ -38,12 +38,12 @@
 namespace splitinfer {
 
 struct ZooOptions {
-  int64_t input_size = 224;    // H = W of the image input (CNNs)
+  int64_t input_size = 224;  // H = W of the image input (CNNs)
   int64_t num_classes = 1000;
-  double width_mult = 1.0;     // scales every channel count (tests use small widths)
-  int64_t mlp_width = 1024;    // MLP: features per layer (input is [width])
-  int64_t mlp_layers = 8;      // MLP: L
-  uint64_t seed = 0;           // 0 = derived from (model name, version)
+  double width_mult = 1.0;   // scales every channel count (tests use small widths)
+  int64_t mlp_width = 1024;  // MLP: features per layer (input is [width])
+  int64_t mlp_layers = 8;    // MLP: L
+  uint64_t seed = 0;         // 0 = derived from (model name, version)
 
   bool IsValid(std::string* error) const;
 };
