@@ -32,11 +32,22 @@ bool PlacementOptions::IsValid(std::string* error) const {
 PlacementPlanner::PlacementPlanner(const CostModel& cost, const ChannelLaw& law)
     : cost_(cost), factory_([&cost, law](int m) { return BuildProblem(cost, law, m); }) {}
 
+PlacementPlanner::PlacementPlanner(const CostModel& cost, StoppingProblem full,
+                                   RowMatrix terminal_rows)
+    : cost_(cost), truncating_(true), full_(std::move(full)), terminal_(std::move(terminal_rows)) {
+  factory_ = [this](int m) -> Result<StoppingProblem> {
+    return Truncate(full_, m, terminal_.row(m));
+  };
+}
+
 Result<PlacementPlan> PlacementPlanner::Plan(const PlacementOptions& options) const {
   std::string error;
   if (!options.IsValid(&error)) return InvalidArgumentError("placement: " + error);
   const int n = cost_.num_units();
   const int m_max = MaxPlacement(cost_, options.storage_budget_bytes);
+  if (truncating_ &&
+      (full_.horizon != n || terminal_.rows() != n + 1 || terminal_.cols() != full_.num_states()))
+    return InvalidArgumentError("placement: the full problem must have horizon N and N+1 rows");
   PlacementPlan plan;
   plan.objective.assign(n + 1, kInf);
   plan.download_cost.resize(n + 1);
@@ -45,11 +56,15 @@ Result<PlacementPlan> PlacementPlanner::Plan(const PlacementOptions& options) co
   for (int m = 0; m <= n; ++m) {
     plan.download_cost[m] = cost_.DownloadCost(m);
     if (m > m_max) continue;
-    Result<StoppingProblem> p = factory_(m);
-    if (!p.ok()) return p.status().WithPrefix("placement M = " + std::to_string(m) + ": ");
-    plan.inference_cost[m] = options.method == PlacementMethod::kBackwardInduction
-                                 ? SolveBackwardInduction(*p).expected_cost
-                                 : ExactExpectedCost(*p, *MakeOlaPolicy(*p));
+    if (truncating_ && options.method == PlacementMethod::kBackwardInduction) {
+      plan.inference_cost[m] = TruncatedBackwardInductionCost(full_, m, terminal_.row(m));
+    } else {
+      Result<StoppingProblem> p = factory_(m);
+      if (!p.ok()) return p.status().WithPrefix("placement M = " + std::to_string(m) + ": ");
+      plan.inference_cost[m] = options.method == PlacementMethod::kBackwardInduction
+                                   ? SolveBackwardInduction(*p).expected_cost
+                                   : ExactExpectedCost(*p, *MakeOlaPolicy(*p));
+    }
     plan.objective[m] =
         plan.download_cost[m] / options.inferences_per_version + plan.inference_cost[m];
     ++plan.feasible;

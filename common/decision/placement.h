@@ -50,12 +50,22 @@ class PlacementPlanner {
       : cost_(cost), factory_(std::move(factory)) {}
   // Convenience: problems priced at the law's representative rates.
   PlacementPlanner(const CostModel& cost, const ChannelLaw& law);
+  // Fast path: every M is the full-horizon problem truncated at M with stop row
+  // terminal_rows.row(M) (ForcedStopRows for BuildProblem; full.stop_cost for expected-transfer
+  // pricing). BI then solves each M without building or copying a problem.
+  PlacementPlanner(const CostModel& cost, StoppingProblem full, RowMatrix terminal_rows);
+
+  PlacementPlanner(const PlacementPlanner&) = delete;  // the fast path's factory points at *this
+  PlacementPlanner& operator=(const PlacementPlanner&) = delete;
 
   Result<PlacementPlan> Plan(const PlacementOptions& options) const;
 
  private:
   const CostModel& cost_;
   ProblemFactory factory_;
+  bool truncating_ = false;
+  StoppingProblem full_;
+  RowMatrix terminal_;
 };
 
 // Closed form for an equal-unit chain (every C_l, w_l, s_l equal; s_0 = s too) on an i.i.d.

@@ -66,6 +66,7 @@ struct Accumulator {
 // another horizon (placement), and a generator of scored episodes.
 struct World {
   StoppingProblem problem;
+  RowMatrix terminal_rows;  // forced stop row for every placement M
   PlacementPlanner::ProblemFactory factory;
   std::function<Episode(std::mt19937_64&)> draw;
   double mean_rate = 0.0;
@@ -84,6 +85,7 @@ Result<World> RayleighWorld(const CostModel& cost, const ChannelSpec& ch, const 
   if (!p.ok()) return p.status();
   World w;
   w.problem = std::move(*p);
+  w.terminal_rows = ForcedStopRows(cost, *law);
   w.mean_rate = law->stationary.dot(law->rate_bps);
   auto shared_law = std::make_shared<ChannelLaw>(std::move(*law));
   w.factory = [&cost, shared_law](int m) { return BuildProblem(cost, *shared_law, m); };
@@ -185,6 +187,7 @@ Result<World> SeriesWorld(const CostModel& cost, const ChannelSpec& ch, const Si
   if (!p.ok()) return p.status();
   World w;
   w.problem = std::move(*p);
+  w.terminal_rows = w.problem.stop_cost;
   w.mean_rate = fit->MeanRate();
   auto shared_law = std::make_shared<ChannelLaw>(std::move(*law));
   auto shared_steps = std::make_shared<std::vector<Eigen::MatrixXd>>(std::move(steps));
@@ -318,7 +321,7 @@ Result<SimResult> RunSimulation(const CostModel& cost, const ChannelSpec& channe
   }
   const double oracle = r.policies[0].mean_cost;
   for (PolicyStats& s : r.policies) s.ratio_to_oracle = oracle > 0 ? s.mean_cost / oracle : kNaN;
-  PlacementPlanner planner(cost, world->factory);
+  PlacementPlanner planner(cost, world->problem, world->terminal_rows);
   PlacementOptions po = o.placement;
   po.method = PlacementMethod::kBackwardInduction;
   Result<PlacementPlan> plan = planner.Plan(po);

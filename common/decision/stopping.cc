@@ -127,9 +127,13 @@ BiSolution SolveBackwardInduction(const StoppingProblem& p) {
   sol.continuation.resize(h, k);
   sol.stop.assign(static_cast<size_t>(h) * k, 0);
   sol.value.row(h) = p.stop_cost.row(h);
+  Eigen::VectorXd cont(k);
   for (int l = h - 1; l >= 0; --l) {
-    const Eigen::VectorXd next = sol.value.row(l + 1).transpose();
-    Eigen::VectorXd cont = NextExpectation(p, l, next).array() + p.continue_cost(l);
+    if (p.iid)
+      cont.setConstant(p.initial.dot(sol.value.row(l + 1)) + p.continue_cost(l));
+    else
+      cont.noalias() = p.transition[l] * sol.value.row(l + 1).transpose();
+    if (!p.iid) cont.array() += p.continue_cost(l);
     sol.continuation.row(l) = cont.transpose();
     for (int s = 0; s < k; ++s) {
       const double stop = p.stop_cost(l, s);
@@ -140,6 +144,41 @@ BiSolution SolveBackwardInduction(const StoppingProblem& p) {
   }
   sol.expected_cost = p.initial.dot(sol.value.row(0).transpose());
   return sol;
+}
+
+double TruncatedBackwardInductionCost(const StoppingProblem& full, int m,
+                                      const Eigen::RowVectorXd& terminal) {
+  Eigen::VectorXd v = terminal.transpose(), cont(full.num_states());
+  for (int l = m - 1; l >= 0; --l) {
+    if (full.iid)
+      cont.setConstant(full.initial.dot(v) + full.continue_cost(l));
+    else
+      cont.noalias() = full.transition[l] * v;
+    if (!full.iid) cont.array() += full.continue_cost(l);
+    v = full.stop_cost.row(l).transpose().cwiseMin(cont);
+  }
+  return full.initial.dot(v);
+}
+
+StoppingProblem Truncate(const StoppingProblem& full, int m, const Eigen::RowVectorXd& terminal) {
+  StoppingProblem p;
+  p.horizon = m;
+  p.continue_cost = full.continue_cost.head(m);
+  p.stop_cost = full.stop_cost.topRows(m + 1);
+  p.stop_cost.row(m) = terminal;
+  p.initial = full.initial;
+  p.iid = full.iid;
+  if (!full.iid) p.transition.assign(full.transition.begin(), full.transition.begin() + m);
+  return p;
+}
+
+RowMatrix ForcedStopRows(const CostModel& cost, const ChannelLaw& law) {
+  const int n = cost.num_units(), k = law.num_states();
+  RowMatrix rows(n + 1, k);
+  for (int m = 0; m <= n; ++m)
+    for (int s = 0; s < k; ++s)
+      rows(m, s) = cost.StopCostAtRate(m, law.IsOutage(s) ? law.floor_rate_bps : law.rate_bps(s));
+  return rows;
 }
 
 std::unique_ptr<TablePolicy> MakeBiPolicy(const StoppingProblem& p) {

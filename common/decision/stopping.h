@@ -25,6 +25,9 @@
 
 namespace splitinfer::decision {
 
+// Row-major so that one boundary's K entries are contiguous.
+using RowMatrix = Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+
 struct StoppingProblem {
   int horizon = 0;                // H
   Eigen::VectorXd continue_cost;  // H entries: C_{l+1} for l = 0..H-1
@@ -120,12 +123,22 @@ class StartPlanPolicy final : public StoppingPolicy {
 
 // Backward induction: V_H = S_H, V_l = min(S_l, C_{l+1} + E[V_{l+1} | s]).
 struct BiSolution {
-  Eigen::MatrixXd value;         // (H+1) x K
-  Eigen::MatrixXd continuation;  // H x K: C_{l+1} + E[V_{l+1} | s]
-  double expected_cost = 0.0;    // initial . V_0
-  std::vector<uint8_t> stop;     // H x K, row-major
+  RowMatrix value;             // (H+1) x K
+  RowMatrix continuation;      // H x K: C_{l+1} + E[V_{l+1} | s]
+  double expected_cost = 0.0;  // initial . V_0
+  std::vector<uint8_t> stop;   // H x K, row-major
 };
 BiSolution SolveBackwardInduction(const StoppingProblem& p);
+// BI's expected cost for the shorter horizon m <= H of `full`, whose rows 0..m-1 and first m
+// transitions are shared and whose stop row at m is `terminal` (the forced stop at m). No copies:
+// the placement planner solves every M this way.
+double TruncatedBackwardInductionCost(const StoppingProblem& full, int m,
+                                      const Eigen::RowVectorXd& terminal);
+// The problem of horizon m as a copy (rows 0..m-1, transitions 0..m-1, `terminal` at m).
+StoppingProblem Truncate(const StoppingProblem& full, int m, const Eigen::RowVectorXd& terminal);
+// The forced-stop row at every horizon m = 0..N for problems built by BuildProblem: row m of
+// BuildProblem(cost, law, m) (outage states priced at the floor rate).
+RowMatrix ForcedStopRows(const CostModel& cost, const ChannelLaw& law);
 
 // The policies. All return tables built once; Stop() is a lookup.
 std::unique_ptr<TablePolicy> MakeBiPolicy(const StoppingProblem& p);

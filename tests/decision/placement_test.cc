@@ -114,3 +114,41 @@ TEST(PlacementPlannerTest, BudgetOlaAndValidation) {
 
 }  // namespace
 }  // namespace splitinfer::decision
+
+namespace splitinfer::decision {
+namespace {
+
+// The fast path (truncating the full problem) gives the same objective as building every M.
+TEST(PlacementPlannerTest, TruncationEqualsRebuilding) {
+  const CostModel cost = *CostModel::Create(*AnalyticProfile("resnet18"), CostOptions());
+  RayleighOptions ro;
+  ro.snr_db = 0;
+  ChannelLaw law = *DiscretizeRayleigh(ro);  // has an outage state
+  for (bool markov : {false, true}) {
+    if (markov) {
+      law.iid = false;
+      law.epoch_s = 0.05;
+      law.transition =
+          Eigen::MatrixXd::Constant(law.num_states(), law.num_states(), 0.5 / law.num_states());
+      law.transition.diagonal().array() += 0.5;
+    }
+    PlacementPlanner slow(cost, law);
+    PlacementPlanner fast(cost, *BuildProblem(cost, law, cost.num_units()),
+                          ForcedStopRows(cost, law));
+    for (double r : {1.0, 1e3, 1e6}) {
+      PlacementOptions po;
+      po.inferences_per_version = r;
+      const PlacementPlan a = *slow.Plan(po), b = *fast.Plan(po);
+      for (int m = 0; m <= cost.num_units(); ++m)
+        EXPECT_NEAR(a.objective[m], b.objective[m], 1e-12 * a.objective[m]) << m;
+      EXPECT_EQ(a.best_m, b.best_m);
+      po.method = PlacementMethod::kOneStageLookAhead;
+      const PlacementPlan c = *slow.Plan(po), d = *fast.Plan(po);
+      for (int m = 0; m <= cost.num_units(); ++m)
+        EXPECT_NEAR(c.objective[m], d.objective[m], 1e-12 * c.objective[m]) << m;
+    }
+  }
+}
+
+}  // namespace
+}  // namespace splitinfer::decision
