@@ -42,7 +42,10 @@ Status ParseKeyValues(const std::string& args, ChannelSpec* spec) {
 struct Accumulator {
   double sum = 0, sum_sq = 0, boundary = 0;
   int local = 0, edge = 0;
+  std::vector<int> counts;
   void Add(double c, int b, int n) {
+    if (counts.empty()) counts.assign(n + 1, 0);
+    ++counts[b];
     sum += c;
     sum_sq += c * c;
     boundary += b;
@@ -58,6 +61,7 @@ struct Accumulator {
     s.mean_boundary = boundary / count;
     s.share_local = static_cast<double>(local) / count;
     s.share_edge = static_cast<double>(edge) / count;
+    s.boundary_counts = counts;
     return s;
   }
 };
@@ -356,7 +360,8 @@ nlohmann::json ToJson(const SimResult& r) {
                              {"share_local", s.share_local},
                              {"share_edge", s.share_edge},
                              {"ratio_to_oracle", num(s.ratio_to_oracle)},
-                             {"model_expected_cost", num(s.model_expected_cost)}});
+                             {"model_expected_cost", num(s.model_expected_cost)},
+                             {"boundary_counts", s.boundary_counts}});
   auto plan_json = [&](const PlacementPlan& p) {
     nlohmann::json o;
     o["best_m"] = p.best_m;

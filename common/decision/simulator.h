@@ -68,6 +68,7 @@ struct PolicyStats {
   double share_edge = 0.0;   // stopped at 0
   double ratio_to_oracle = 0.0;
   double model_expected_cost = 0.0;  // exact expected cost under the fitted law (NaN: oracle)
+  std::vector<int> boundary_counts;  // N+1: how often each boundary was chosen
 };
 
 struct SimResult {
