@@ -71,7 +71,6 @@ struct Accumulator {
 struct World {
   StoppingProblem problem;
   RowMatrix terminal_rows;  // forced stop row for every placement M
-  PlacementPlanner::ProblemFactory factory;
   std::function<Episode(std::mt19937_64&)> draw;
   double mean_rate = 0.0;
 };
@@ -92,7 +91,6 @@ Result<World> RayleighWorld(const CostModel& cost, const ChannelSpec& ch, const 
   w.terminal_rows = ForcedStopRows(cost, *law);
   w.mean_rate = law->stationary.dot(law->rate_bps);
   auto shared_law = std::make_shared<ChannelLaw>(std::move(*law));
-  w.factory = [&cost, shared_law](int m) { return BuildProblem(cost, *shared_law, m); };
   const double snr = DbToLinear(ro.snr_db), bw = ro.bandwidth_hz;
   w.draw = [&cost, shared_law, snr, bw, n](std::mt19937_64& rng) {
     std::exponential_distribution<double> gain(1.0);
@@ -147,7 +145,21 @@ Result<World> SeriesWorld(const CostModel& cost, const ChannelSpec& ch, const Si
   auto obs_score = std::make_shared<std::vector<double>>(score->ObservedRates(window));
   Result<ChannelLaw> law = DiscretizeEmpirical(obs_fit, o.num_states);
   if (!law.ok()) return law.status().WithPrefix(ch.text + ": ");
-  const int n = cost.num_units(), k = law->num_states();
+  // Optional second coordinate of the state: the rate over a long window.
+  const size_t long_window =
+      o.long_window_s > 0 ? std::max<size_t>(1, std::lround(o.long_window_s / o.grid_s)) : 0;
+  std::shared_ptr<ChannelLaw> long_law;
+  std::vector<double> obs_fit_long;
+  auto obs_score_long = std::make_shared<std::vector<double>>();
+  if (long_window > 0) {
+    obs_fit_long = fit->ObservedRates(long_window);
+    *obs_score_long = score->ObservedRates(long_window);
+    Result<ChannelLaw> ll = DiscretizeEmpirical(obs_fit_long, o.long_states);
+    if (!ll.ok()) return ll.status().WithPrefix(ch.text + ": ");
+    long_law = std::make_shared<ChannelLaw>(std::move(*ll));
+  }
+  const int kl = long_law ? long_law->num_states() : 1;
+  const int n = cost.num_units(), k = law->num_states() * kl;
   // Boundary l happens lag[l] grid steps after boundary 0 (device compute time, cumulative).
   auto lag = std::make_shared<std::vector<size_t>>(n + 1, 0);
   double t = 0.0;
@@ -156,7 +168,23 @@ Result<World> SeriesWorld(const CostModel& cost, const ChannelSpec& ch, const Si
     (*lag)[l] = static_cast<size_t>(std::lround(t / o.grid_s));
   }
   std::vector<int> states_fit(obs_fit.size());
-  for (size_t i = 0; i < obs_fit.size(); ++i) states_fit[i] = law->StateOf(obs_fit[i]);
+  for (size_t i = 0; i < obs_fit.size(); ++i)
+    states_fit[i] =
+        law->StateOf(obs_fit[i]) * kl + (long_law ? long_law->StateOf(obs_fit_long[i]) : 0);
+  auto short_law = std::make_shared<ChannelLaw>(*law);
+  if (long_law) {
+    // A product law: state s_short * kl + s_long. Its edges are placeholders (StateOf is not
+    // used on it; the simulator computes the pair itself), rates are the short-window ones.
+    ChannelLaw product;
+    product.iid = true;
+    product.rate_bps.resize(k);
+    product.stationary = Eigen::VectorXd::Zero(k);
+    product.edges_bps.assign(k - 1, 0.0);
+    for (int s = 0; s < k; ++s) product.rate_bps(s) = law->rate_bps(s / kl);
+    for (int s : states_fit) product.stationary(s) += 1.0;
+    product.stationary /= product.stationary.sum();
+    *law = std::move(product);
+  }
   std::vector<Eigen::MatrixXd> steps;
   if (markov) {
     law->iid = false;
@@ -193,16 +221,10 @@ Result<World> SeriesWorld(const CostModel& cost, const ChannelSpec& ch, const Si
   w.problem = std::move(*p);
   w.terminal_rows = w.problem.stop_cost;
   w.mean_rate = fit->MeanRate();
-  auto shared_law = std::make_shared<ChannelLaw>(std::move(*law));
-  auto shared_steps = std::make_shared<std::vector<Eigen::MatrixXd>>(std::move(steps));
-  w.factory = [&cost, shared_law, transfer, shared_steps](int m) {
-    std::vector<Eigen::MatrixXd> head;
-    if (!shared_steps->empty()) head.assign(shared_steps->begin(), shared_steps->begin() + m);
-    return BuildProblemWithTransfers(cost, *shared_law, m, transfer, head);
-  };
   auto clock = std::make_shared<TransferClock>(*score);
   const size_t len = score->size();
-  w.draw = [&cost, shared_law, obs_score, clock, lag, len, n](std::mt19937_64& rng) {
+  w.draw = [&cost, short_law, long_law, kl, obs_score, obs_score_long, clock, lag, len,
+            n](std::mt19937_64& rng) {
     std::uniform_int_distribution<size_t> start(0, len - 1);
     const size_t i0 = start(rng);
     Episode e;
@@ -210,7 +232,8 @@ Result<World> SeriesWorld(const CostModel& cost, const ChannelSpec& ch, const Si
     e.stop_cost.resize(n + 1);
     for (int l = 0; l <= n; ++l) {
       const size_t i = (i0 + (*lag)[l]) % len;
-      e.state[l] = shared_law->StateOf((*obs_score)[i]);
+      e.state[l] = short_law->StateOf((*obs_score)[i]) * kl +
+                   (long_law ? long_law->StateOf((*obs_score_long)[i]) : 0);
       e.stop_cost[l] = cost.StopCostForTransfer(l, clock->TransferTime(i + 1, cost.Bits(l)));
     }
     return e;
@@ -268,6 +291,11 @@ bool SimOptions::IsValid(std::string* error) const {
     m << "grid_s must be in [0.001, 1] (got " << grid_s << ")";
   else if (!(observe_window_s >= 0))
     m << "observe_window_s must be >= 0 (got " << observe_window_s << ")";
+  else if (!(long_window_s >= 0) || long_states < 1 || long_states > 64 ||
+           num_states * long_states > 4096)
+    m << "long_window_s must be >= 0 and long_states in [1, 64] with num_states x long_states "
+         "<= 4096 (got "
+      << long_window_s << ", " << long_states << ")";
   else if (!(fit_fraction > 0 && fit_fraction < 1))
     m << "fit_fraction must be in (0, 1) (got " << fit_fraction << ")";
   else if (!(transfer_scale > 0))

@@ -49,7 +49,11 @@ struct SimOptions {
   double outage_prob = 0.01;       // rayleigh
   double grid_s = 0.005;           // rate-series step
   double observe_window_s = 0.02;  // the device observes the mean rate over this window
-  double fit_fraction = 0.5;       // first part of a series fits, the rest scores
+  // > 0: the state is a pair (short-window rate state, long-window rate state), K x long_states
+  // product states (rate series only).
+  double long_window_s = 0.0;
+  int long_states = 4;
+  double fit_fraction = 0.5;  // first part of a series fits, the rest scores
   double gauss_markov_duration_s = 1200.0;
   Pricing pricing = Pricing::kExpectedTransfer;  // rate series only; rayleigh is instant
   double transfer_scale = 1.0;  // multiplies every trace rate (a faster or slower uplink)

@@ -47,6 +47,11 @@ int main(int argc, char** argv) {
                  "Shannon bandwidth (rayleigh, gauss-markov, UCC SNR)");
   app.add_option("--grid-ms", grid_ms, "rate-series step");
   app.add_option("--window-ms", window_ms, "observation window of the device");
+  double long_window_ms = 0;
+  app.add_option("--long-window-ms", long_window_ms,
+                 "> 0: the state pairs the short-window rate with the rate over this window");
+  app.add_option("--long-states", sim.long_states, "states of the long-window rate")
+      ->check(CLI::Range(1, 64));
   app.add_option("--fit-fraction", sim.fit_fraction, "share of a series used to fit");
   app.add_option("--rate-scale", sim.transfer_scale, "multiplies every trace rate");
   app.add_option("--pricing", pricing, "expected (transfer time learned per state) | instant")
@@ -99,6 +104,7 @@ int main(int argc, char** argv) {
   sim.bandwidth_hz = bandwidth_mhz * 1e6;
   sim.grid_s = grid_ms * 1e-3;
   sim.observe_window_s = window_ms * 1e-3;
+  sim.long_window_s = long_window_ms * 1e-3;
   sim.pricing = pricing == "instant" ? sd::Pricing::kInstantRate : sd::Pricing::kExpectedTransfer;
   if (storage_mb >= 0) sim.placement.storage_budget_bytes = static_cast<int64_t>(storage_mb * 1e6);
   if (!quiet && sim.episodes >= 20000)

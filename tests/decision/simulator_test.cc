@@ -86,6 +86,24 @@ TEST(SeriesSimTest, TraceAndGaussMarkovRun) {
   EXPECT_EQ(ticks, 60);
 }
 
+TEST(SeriesSimTest, LongWindowMakesProductStates) {
+  const CostModel cost = Cost("resnet18", 10);
+  SimOptions o;
+  o.episodes = 1000;
+  o.num_states = 4;
+  o.long_window_s = 0.5;
+  o.long_states = 3;
+  Result<SimResult> r =
+      RunSimulation(cost, *ChannelSpec::Parse("markov-fit:" + kLocal + "/norway_car_7"), o);
+  ASSERT_TRUE(r.ok()) << r.status();
+  ExpectSane(*r);
+  EXPECT_EQ(r->num_states, 12);
+  EXPECT_TRUE(r->markov);
+  o.long_states = 0;
+  EXPECT_FALSE(
+      RunSimulation(cost, *ChannelSpec::Parse("trace:" + kLocal + "/norway_car_7"), o).ok());
+}
+
 TEST(SeriesSimTest, ErrorsNameTheProblem) {
   const CostModel cost = Cost("alexnet", 10);
   SimOptions o;
