@@ -259,6 +259,24 @@ std::unique_ptr<TablePolicy> MakeGreedyPolicy(const StoppingProblem& p) {
   return std::make_unique<TablePolicy>("greedy", h, k, std::move(stop));
 }
 
+Result<std::vector<double>> RateThresholds(const TablePolicy& policy, const ChannelLaw& law,
+                                           int horizon) {
+  const int k = law.num_states();
+  if (static_cast<int>(policy.table().size()) != horizon * k)
+    return InvalidArgumentError("policy table does not match the law and horizon");
+  std::vector<double> tau(horizon, kInf);
+  for (int l = 0; l < horizon; ++l) {
+    int first = k;
+    for (int s = k - 1; s >= 0 && policy.StopAt(l, s); --s) first = s;
+    for (int s = 0; s < first; ++s)
+      if (policy.StopAt(l, s))
+        return FailedPreconditionError("boundary " + std::to_string(l) +
+                                       ": the stop set is not an upper set of states");
+    if (first < k) tau[l] = first == 0 ? 0.0 : law.edges_bps[first - 1];
+  }
+  return tau;
+}
+
 std::vector<std::unique_ptr<StoppingPolicy>> MakeStandardPolicies(const StoppingProblem& p) {
   std::vector<std::unique_ptr<StoppingPolicy>> out;
   out.push_back(MakeBiPolicy(p));

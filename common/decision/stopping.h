@@ -155,6 +155,13 @@ std::unique_ptr<StartPlanPolicy> MakeNeurosurgeonPolicy(const StoppingProblem& p
 // k >= l of (C_{l+1} + ... + C_k) + S_k(s).
 std::unique_ptr<TablePolicy> MakeGreedyPolicy(const StoppingProblem& p);
 
+// i.i.d. laws: S_l falls with the rate and the continuation is one number per boundary, so each
+// row of a BI or OLA table is an upper set of states and the table is one rate threshold per
+// boundary (SPEC's tau_l): stop at l iff rate >= tau[l] (+inf: never; 0: always). Needs the
+// law the table was built on; kFailedPrecondition when a row is not an upper set of states.
+Result<std::vector<double>> RateThresholds(const TablePolicy& policy, const ChannelLaw& law,
+                                           int horizon);
+
 // The policies every report shows, in a stable order: bi, ola, greedy, neurosurgeon, best-fixed,
 // all-edge, all-local.
 std::vector<std::unique_ptr<StoppingPolicy>> MakeStandardPolicies(const StoppingProblem& p);

@@ -290,3 +290,42 @@ TEST(ValidateTest, RejectsForbiddenHorizonAndBadRows) {
 
 }  // namespace
 }  // namespace splitinfer::decision
+
+namespace splitinfer::decision {
+namespace {
+
+// On an i.i.d. law the BI and OLA tables are one rate threshold per boundary.
+TEST(RateThresholdTest, IidTablesAreThresholds) {
+  CostOptions o;
+  o.device_slowdown = 5;
+  const CostModel cost = *CostModel::Create(*AnalyticProfile("mobilenetv2"), o);
+  RayleighOptions ro;
+  ro.snr_db = 5;
+  ro.num_states = 64;
+  const ChannelLaw law = *DiscretizeRayleigh(ro);
+  const StoppingProblem p = *BuildProblem(cost, law, cost.num_units());
+  std::mt19937_64 rng(2);
+  std::exponential_distribution<double> h(1.0);
+  for (const auto& policy : {MakeBiPolicy(p), MakeOlaPolicy(p), MakeGreedyPolicy(p)}) {
+    Result<std::vector<double>> tau = RateThresholds(*policy, law, p.horizon);
+    ASSERT_TRUE(tau.ok()) << policy->name() << ": " << tau.status();
+    int stops = 0;
+    for (int i = 0; i < 20000; ++i) {
+      const double r = ShannonRate(ro.bandwidth_hz, DbToLinear(ro.snr_db), h(rng));
+      const int l = i % p.horizon;
+      ASSERT_EQ(policy->StopAt(l, law.StateOf(r)), r >= (*tau)[l]) << policy->name();
+      stops += r >= (*tau)[l];
+    }
+    EXPECT_GT(stops, 0) << policy->name();
+  }
+  // A table that stops in a low state but not in a higher one is no threshold.
+  std::vector<uint8_t> odd(static_cast<size_t>(p.horizon) * law.num_states(), 0);
+  odd[3] = 1;
+  EXPECT_EQ(RateThresholds(TablePolicy("odd", p.horizon, law.num_states(), odd), law, p.horizon)
+                .status()
+                .code(),
+            StatusCode::kFailedPrecondition);
+}
+
+}  // namespace
+}  // namespace splitinfer::decision
