@@ -127,6 +127,7 @@ Result<World> SeriesWorld(const CostModel& cost, const ChannelSpec& ch, const Si
     UccOptions uo;
     uo.dt_s = o.grid_s;
     uo.bandwidth_hz = o.bandwidth_hz;
+    uo.column = o.ucc_column;
     Result<RateSeries> s = LoadTrace(ch.path, uo);
     if (!s.ok()) return s.status();
     series = std::move(*s);

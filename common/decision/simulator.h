@@ -24,6 +24,7 @@
 #include "common/decision/cost_model.h"
 #include "common/decision/placement.h"
 #include "common/decision/stopping.h"
+#include "common/decision/trace.h"
 #include "common/status.h"
 
 namespace splitinfer::decision {
@@ -57,6 +58,7 @@ struct SimOptions {
   double gauss_markov_duration_s = 1200.0;
   Pricing pricing = Pricing::kExpectedTransfer;  // rate series only; rayleigh is instant
   double transfer_scale = 1.0;  // multiplies every trace rate (a faster or slower uplink)
+  UccColumn ucc_column = UccColumn::kSnrShannon;  // which UCC 5G column becomes the rate
   PlacementOptions placement;
   std::function<void(int done, int total)> progress;
 

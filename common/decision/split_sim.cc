@@ -47,6 +47,10 @@ int main(int argc, char** argv) {
                  "Shannon bandwidth (rayleigh, gauss-markov, UCC SNR)");
   app.add_option("--grid-ms", grid_ms, "rate-series step");
   app.add_option("--window-ms", window_ms, "observation window of the device");
+  std::string ucc_column = "snr";
+  app.add_option("--ucc-column", ucc_column,
+                 "UCC 5G rate: snr (Shannon at --bandwidth-mhz), ul or dl (bitrate columns)")
+      ->check(CLI::IsMember({"snr", "ul", "dl"}));
   double long_window_ms = 0;
   app.add_option("--long-window-ms", long_window_ms,
                  "> 0: the state pairs the short-window rate with the rate over this window");
@@ -105,6 +109,9 @@ int main(int argc, char** argv) {
   sim.grid_s = grid_ms * 1e-3;
   sim.observe_window_s = window_ms * 1e-3;
   sim.long_window_s = long_window_ms * 1e-3;
+  sim.ucc_column = ucc_column == "ul"   ? sd::UccColumn::kUplinkBitrate
+                   : ucc_column == "dl" ? sd::UccColumn::kDownlinkBitrate
+                                        : sd::UccColumn::kSnrShannon;
   sim.pricing = pricing == "instant" ? sd::Pricing::kInstantRate : sd::Pricing::kExpectedTransfer;
   if (storage_mb >= 0) sim.placement.storage_budget_bytes = static_cast<int64_t>(storage_mb * 1e6);
   if (!quiet && sim.episodes >= 20000)

@@ -1,0 +1,72 @@
+// Runs the split_sim binary with the command line of issue 4 and checks its JSON.
+#include <array>
+#include <cstdio>
+#include <memory>
+#include <string>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+namespace {
+
+// Runs `args` through split_sim; returns stdout and sets *rc.
+std::string RunSim(const std::string& args, int* rc) {
+  const std::string cmd = std::string(SPLITINFER_BIN_DIR) + "/split_sim " + args + " 2>/dev/null";
+  FILE* pipe = popen(cmd.c_str(), "r");
+  if (pipe == nullptr) {
+    *rc = -1;
+    return "";
+  }
+  std::string out;
+  std::array<char, 4096> buf;
+  size_t n;
+  while ((n = fread(buf.data(), 1, buf.size(), pipe)) > 0) out.append(buf.data(), n);
+  *rc = pclose(pipe);
+  return out;
+}
+
+TEST(SplitSimTest, JsonForTheIssueCommandLine) {
+  int rc = 0;
+  const std::string out = RunSim(
+      "--model resnet18 --channel rayleigh:snr_db=10 --policies all --episodes 500 --seed 1 "
+      "--json",
+      &rc);
+  ASSERT_EQ(rc, 0) << out;
+  const nlohmann::json j = nlohmann::json::parse(out, nullptr, false);
+  ASSERT_FALSE(j.is_discarded()) << out;
+  EXPECT_EQ(j["model"], "resnet18");
+  ASSERT_EQ(j["policies"].size(), 8u);
+  EXPECT_EQ(j["policies"][0]["name"], "oracle");
+  for (const auto& p : j["policies"]) {
+    EXPECT_GE(p["ratio_to_oracle"].get<double>(), 1.0 - 1e-12) << p["name"];
+    EXPECT_TRUE(p.contains("ci95"));
+    EXPECT_TRUE(p.contains("mean_boundary"));
+    EXPECT_TRUE(p.contains("share_local"));
+    EXPECT_TRUE(p.contains("share_edge"));
+  }
+  EXPECT_TRUE(j["placement"].contains("best_m"));
+}
+
+TEST(SplitSimTest, TableAndPolicyFilterAndTrace) {
+  int rc = 0;
+  const std::string out = RunSim("--model alexnet --channel markov-fit:" SPLITINFER_SOURCE_DIR
+                                 "/data/traces/norway_tram_1 --policies bi,greedy --episodes 300",
+                                 &rc);
+  ASSERT_EQ(rc, 0) << out;
+  EXPECT_NE(out.find("oracle"), std::string::npos);
+  EXPECT_NE(out.find("greedy"), std::string::npos);
+  EXPECT_EQ(out.find("all-local"), std::string::npos);
+  EXPECT_NE(out.find("placement: M* ="), std::string::npos);
+}
+
+TEST(SplitSimTest, BadArgumentsFail) {
+  int rc = 0;
+  RunSim("--channel rayleigh:snr=10 --episodes 10", &rc);
+  EXPECT_NE(rc, 0);
+  RunSim("--model nosuchmodel --channel rayleigh:snr_db=10 --episodes 10", &rc);
+  EXPECT_NE(rc, 0);
+  RunSim("--channel rayleigh:snr_db=10 --policies bi,magic --episodes 10", &rc);
+  EXPECT_NE(rc, 0);
+}
+
+}  // namespace
