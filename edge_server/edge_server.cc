@@ -7,9 +7,9 @@
 
 #include <ATen/ATen.h>
 #include <c10/core/InferenceMode.h>
-#include <spdlog/spdlog.h>
 
 #include "common/frame_io.h"
+#include "common/log.h"
 #include "common/tensor_wire.h"
 
 namespace splitinfer {
@@ -158,7 +158,7 @@ class Session : public std::enable_shared_from_this<Session> {
       reply.set_message("protocol version mismatch: client speaks " +
                         std::to_string(hello.protocol_version()) + ", server speaks " +
                         std::to_string(kProtocolVersion));
-      spdlog::warn("{}: {}", peer_, reply.message());
+      log::Warn(peer_ + ": " + reply.message());
       server_->stats->frames_rejected++;
       close_after_write_ = true;
       CancelReadTimer();
@@ -166,7 +166,7 @@ class Session : public std::enable_shared_from_this<Session> {
       return;
     }
     handshake_done_ = true;
-    spdlog::debug("{}: hello from '{}'", peer_, hello.client_name());
+    log::Debug(peer_ + ": hello from '" + hello.client_name() + "'");
     QueueWrite(MakeFrame(MessageType::kHelloReply, reply));
     ReadHeader();
   }
@@ -271,7 +271,7 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   void ReplyError(uint64_t request_id, const Status& st) {
-    spdlog::info("{}: request {} failed: {}", peer_, request_id, st.ToString());
+    log::Info(peer_ + ": request " + std::to_string(request_id) + " failed: " + st.ToString());
     server_->stats->requests_failed++;
     wire::InferReply reply;
     reply.set_request_id(request_id);
@@ -290,7 +290,7 @@ class Session : public std::enable_shared_from_this<Session> {
   // A broken frame: say why, then close.
   void FailConnection(const Status& st) {
     if (closed_) return;
-    spdlog::warn("{}: closing connection: {}", peer_, st.ToString());
+    log::Warn(peer_ + ": closing connection: " + st.ToString());
     server_->stats->frames_rejected++;
     wire::ErrorReply err;
     err.set_code(ToWireCode(st.code()));
@@ -355,7 +355,7 @@ class Session : public std::enable_shared_from_this<Session> {
   void Close(const std::string& reason) {
     if (closed_) return;
     closed_ = true;
-    spdlog::debug("{}: closed: {}", peer_, reason);
+    if (log::Enabled(log::Level::kDebug)) log::Debug(peer_ + ": closed: " + reason);
     read_timer_.cancel();
     write_timer_.cancel();
     boost::system::error_code ignored;
@@ -405,7 +405,7 @@ void EdgeServer::Impl::DoAccept() {
                                                       tcp::socket socket) {
     if (ec == asio::error::operation_aborted || !acceptor.is_open()) return;
     if (ec) {
-      spdlog::warn("accept failed: {}", ec.message());
+      log::Warn("accept failed: " + ec.message());
     } else {
       auto session = std::make_shared<Session>(std::move(socket), this);
       if (LiveSessions() >= options.max_connections) {

@@ -8,11 +8,10 @@
 #include <iostream>
 
 #include <CLI/CLI.hpp>
-#include <spdlog/sinks/stdout_color_sinks.h>
-#include <spdlog/spdlog.h>
 #include <torch/torch.h>
 
 #include "common/frame_io.h"
+#include "common/log.h"
 #include "edge_server/edge_server.h"
 
 using namespace splitinfer;
@@ -70,8 +69,8 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "off"}));
   CLI11_PARSE(app, argc, argv);
 
-  spdlog::set_default_logger(spdlog::stderr_color_mt("edge"));
-  spdlog::set_level(spdlog::level::from_str(log_level));
+  log::SetName("edge");
+  log::SetLevel(log_level);
   if (intra_op_threads > 0) torch::set_num_threads(intra_op_threads);
 
   Status st = ParseHostPort(listen, &opts.host, &opts.port);
@@ -89,6 +88,11 @@ int main(int argc, char** argv) {
   }
 
   const at::Device device = force_cpu ? at::Device(at::kCPU) : PreferredDevice();
+  if (device.is_cuda()) {
+    // Full float32 on the GPU: TF32 would make split results drift from the device's by ~1e-3.
+    at::globalContext().setAllowTF32CuBLAS(false);
+    at::globalContext().setAllowTF32CuDNN(false);
+  }
   auto registry = std::make_shared<ModelRegistry>(device);
   st = AddModelsFromSpec(models, zoo, registry.get());
   if (!st.ok()) {
@@ -102,15 +106,16 @@ int main(int argc, char** argv) {
     std::cerr << "edge_server: " << st.ToString() << "\n";
     return 1;
   }
-  spdlog::info("serving {} model(s) on {}", registry->List().size(), DeviceName(device));
+  log::Info("serving " + std::to_string(registry->List().size()) + " model(s) on " +
+            DeviceName(device));
   std::cout << "listening " << opts.host << ":" << server.port() << std::endl;
 
   int sig = 0;
   sigwait(&signals, &sig);
-  spdlog::info("signal {}: shutting down", sig);
+  log::Info("signal " + std::to_string(sig) + ": shutting down");
   server.Stop();
-  spdlog::info("stopped: {} requests ok, {} failed, {} frames rejected",
-               server.stats().requests_ok.load(), server.stats().requests_failed.load(),
-               server.stats().frames_rejected.load());
+  log::Info("stopped: " + std::to_string(server.stats().requests_ok.load()) + " requests ok, " +
+            std::to_string(server.stats().requests_failed.load()) + " failed, " +
+            std::to_string(server.stats().frames_rejected.load()) + " frames rejected");
   return 0;
 }

@@ -1,0 +1,27 @@
+// Logging facade over spdlog. Callers pass finished strings; only log.cc includes spdlog.
+//
+// Why not spdlog directly: a pip/CUDA LibTorch bundles its own fmt headers, which clash with
+// the fmt that the system's spdlog was built for in any translation unit that also includes
+// LibTorch. Keeping spdlog out of those units makes the code build against both LibTorch kinds.
+// Thread-safe (spdlog's _mt logger).
+#pragma once
+
+#include <string>
+
+namespace splitinfer::log {
+
+enum class Level { kTrace, kDebug, kInfo, kWarn, kError, kOff };
+
+// Names as on the command line: trace, debug, info, warn, error, off. False if unknown.
+bool SetLevel(const std::string& name);
+// Logs to stderr with a timestamp and the logger name `name` (default "splitinfer").
+void SetName(const std::string& name);
+bool Enabled(Level level);
+
+void Write(Level level, const std::string& message);
+inline void Debug(const std::string& m) { Write(Level::kDebug, m); }
+inline void Info(const std::string& m) { Write(Level::kInfo, m); }
+inline void Warn(const std::string& m) { Write(Level::kWarn, m); }
+inline void Error(const std::string& m) { Write(Level::kError, m); }
+
+}  // namespace splitinfer::log
