@@ -1,6 +1,8 @@
 #include "common/frame_io.h"
 
+#include <algorithm>
 #include <charconv>
+#include <cstring>
 
 namespace splitinfer {
 namespace {
@@ -96,17 +98,40 @@ Status BlockingConnection::WriteRaw(const void* data, size_t size, Duration time
   return Status::Ok();
 }
 
-Status BlockingConnection::ReadExact(void* data, size_t size, Duration timeout) {
-  if (!socket_.is_open()) return UnavailableError("read on a closed connection");
-  if (size == 0) return Status::Ok();
+Status BlockingConnection::ReadAtLeast(asio::mutable_buffer buf, size_t min_bytes,
+                                       Duration timeout, size_t* got) {
   boost::system::error_code result = asio::error::would_block;
-  asio::async_read(socket_, asio::buffer(data, size),
-                   [&](const boost::system::error_code& e, size_t) { result = e; });
+  asio::async_read(socket_, buf, asio::transfer_at_least(min_bytes),
+                   [&](const boost::system::error_code& e, size_t n) {
+                     result = e;
+                     *got = n;
+                   });
   if (!RunFor(timeout)) return DeadlineExceededError("read timed out");
   if (result) {
     Close();
     return FromErrorCode(result, "read");
   }
+  return Status::Ok();
+}
+
+Status BlockingConnection::ReadExact(void* data, size_t size, Duration timeout) {
+  if (!socket_.is_open()) return UnavailableError("read on a closed connection");
+  auto* out = static_cast<uint8_t*>(data);
+  const size_t buffered = std::min(size, rend_ - rpos_);
+  std::memcpy(out, rbuf_.data() + rpos_, buffered);
+  rpos_ += buffered;
+  out += buffered;
+  size -= buffered;
+  if (size == 0) return Status::Ok();
+  size_t got = 0;
+  if (size >= kReadBufferSize / 2) {  // large: straight into the destination
+    return ReadAtLeast(asio::buffer(out, size), size, timeout, &got);
+  }
+  rpos_ = rend_ = 0;
+  SPLITINFER_RETURN_IF_ERROR(ReadAtLeast(asio::buffer(rbuf_), size, timeout, &got));
+  std::memcpy(out, rbuf_.data(), size);
+  rpos_ = size;
+  rend_ = got;
   return Status::Ok();
 }
 
@@ -125,6 +150,7 @@ Status BlockingConnection::ReadHeaderAndMeta(const FrameLimits& limits, Duration
 }
 
 void BlockingConnection::Close() {
+  rpos_ = rend_ = 0;
   boost::system::error_code ignored;
   if (socket_.is_open()) {
     socket_.shutdown(tcp::socket::shutdown_both, ignored);

@@ -10,6 +10,7 @@
 #include <chrono>
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include <boost/asio.hpp>
 
@@ -44,6 +45,8 @@ class BlockingConnection {
   // Writes raw bytes (tests use this to send broken frames).
   Status WriteRaw(const void* data, size_t size, Duration timeout);
   // Reads exactly `size` bytes. kUnavailable when the peer closed the connection.
+  // Small reads go through a receive buffer, so a small frame (header, metadata, body) costs
+  // one system call instead of three; large reads go straight into `data`.
   Status ReadExact(void* data, size_t size, Duration timeout);
   // Reads one frame's header and metadata; the caller then reads header.body_len body bytes.
   Status ReadHeaderAndMeta(const FrameLimits& limits, Duration timeout, FrameHeader* header,
@@ -58,8 +61,16 @@ class BlockingConnection {
   // closes the socket (which completes the operation with operation_aborted).
   bool RunFor(Duration timeout);
 
+  // Waits for an async read of `buf` (at least `min_bytes`); sets *got.
+  Status ReadAtLeast(asio::mutable_buffer buf, size_t min_bytes, Duration timeout, size_t* got);
+
+  static constexpr size_t kReadBufferSize = 64 * 1024;
+
   asio::io_context io_;
   tcp::socket socket_;
+  std::vector<uint8_t> rbuf_ = std::vector<uint8_t>(kReadBufferSize);
+  size_t rpos_ = 0;  // rbuf_[rpos_, rend_) holds received bytes not yet consumed
+  size_t rend_ = 0;
 };
 
 }  // namespace splitinfer
