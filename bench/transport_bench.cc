@@ -35,7 +35,8 @@ constexpr int64_t kTinyWidth = 16;   // mlp@2 width: a 64-byte tensor [1, 16]
 // A plain blocking echo server: reads `size` bytes, writes them back, forever.
 class PlainEcho {
  public:
-  explicit PlainEcho(size_t size) : acceptor_(io_, tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0)) {
+  explicit PlainEcho(size_t size)
+      : acceptor_(io_, tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0)) {
     thread_ = std::thread([this, size] {
       tcp::socket s(io_);
       acceptor_.accept(s);
@@ -219,11 +220,12 @@ void BM_SplitE2E(benchmark::State& state) {
     s.set_option(tcp::no_delay(true));
     std::vector<char> buf(up);
     // An echo moves `up` bytes both ways; scale its round trip to up + down bytes.
-    transfer_ms = MedianMs([&] {
-                    asio::write(s, asio::buffer(buf));
-                    asio::read(s, asio::buffer(buf));
-                  },
-                  reps) *
+    transfer_ms = MedianMs(
+                      [&] {
+                        asio::write(s, asio::buffer(buf));
+                        asio::read(s, asio::buffer(buf));
+                      },
+                      reps) *
                   double(up + down) / double(2 * up);
     s.close();
   }
@@ -236,7 +238,11 @@ void BM_SplitE2E(benchmark::State& state) {
   state.counters["total_ms"] = total_ms;
   state.counters["overhead_ratio"] = total_ms / (device_ms + edge_ms + transfer_ms);
 }
-BENCHMARK(BM_SplitE2E)->DenseRange(0, 10, 1)->Iterations(15)->UseRealTime()->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_SplitE2E)
+    ->DenseRange(0, 10, 1)
+    ->Iterations(15)
+    ->UseRealTime()
+    ->Unit(benchmark::kMillisecond);
 
 }  // namespace
 }  // namespace splitinfer

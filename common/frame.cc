@@ -24,11 +24,16 @@ bool KnownType(uint16_t t) { return t >= 1 && t <= 5; }
 
 const char* MessageTypeName(MessageType type) {
   switch (type) {
-    case MessageType::kHello: return "Hello";
-    case MessageType::kHelloReply: return "HelloReply";
-    case MessageType::kInferRequest: return "InferRequest";
-    case MessageType::kInferReply: return "InferReply";
-    case MessageType::kError: return "Error";
+    case MessageType::kHello:
+      return "Hello";
+    case MessageType::kHelloReply:
+      return "HelloReply";
+    case MessageType::kInferRequest:
+      return "InferRequest";
+    case MessageType::kInferReply:
+      return "InferReply";
+    case MessageType::kError:
+      return "Error";
   }
   return "Unknown";
 }
@@ -92,42 +97,60 @@ Result<FrameHeader> DecodeHeader(const uint8_t* data, size_t size, const FrameLi
   }
   if (h.meta_len > limits.max_meta_bytes) {
     return ResourceExhaustedError("metadata length " + std::to_string(h.meta_len) +
-                                  " exceeds the limit of " +
-                                  std::to_string(limits.max_meta_bytes) + " bytes");
+                                  " exceeds the limit of " + std::to_string(limits.max_meta_bytes) +
+                                  " bytes");
   }
   if (h.body_len > limits.max_body_bytes) {
     return ResourceExhaustedError("body length " + std::to_string(h.body_len) +
-                                  " exceeds the limit of " +
-                                  std::to_string(limits.max_body_bytes) + " bytes");
+                                  " exceeds the limit of " + std::to_string(limits.max_body_bytes) +
+                                  " bytes");
   }
   return h;
 }
 
 size_t DTypeSize(int dtype) {
   switch (dtype) {
-    case wire::FLOAT32: return 4;
-    case wire::FLOAT16: return 2;
-    case wire::BFLOAT16: return 2;
-    case wire::FLOAT64: return 8;
-    case wire::INT8: return 1;
-    case wire::UINT8: return 1;
-    case wire::INT32: return 4;
-    case wire::INT64: return 8;
-    default: return 0;
+    case wire::FLOAT32:
+      return 4;
+    case wire::FLOAT16:
+      return 2;
+    case wire::BFLOAT16:
+      return 2;
+    case wire::FLOAT64:
+      return 8;
+    case wire::INT8:
+      return 1;
+    case wire::UINT8:
+      return 1;
+    case wire::INT32:
+      return 4;
+    case wire::INT64:
+      return 8;
+    default:
+      return 0;
   }
 }
 
 const char* DTypeName(int dtype) {
   switch (dtype) {
-    case wire::FLOAT32: return "float32";
-    case wire::FLOAT16: return "float16";
-    case wire::BFLOAT16: return "bfloat16";
-    case wire::FLOAT64: return "float64";
-    case wire::INT8: return "int8";
-    case wire::UINT8: return "uint8";
-    case wire::INT32: return "int32";
-    case wire::INT64: return "int64";
-    default: return "unspecified";
+    case wire::FLOAT32:
+      return "float32";
+    case wire::FLOAT16:
+      return "float16";
+    case wire::BFLOAT16:
+      return "bfloat16";
+    case wire::FLOAT64:
+      return "float64";
+    case wire::INT8:
+      return "int8";
+    case wire::UINT8:
+      return "uint8";
+    case wire::INT32:
+      return "int32";
+    case wire::INT64:
+      return "int64";
+    default:
+      return "unspecified";
   }
 }
 
@@ -155,8 +178,8 @@ Status ValidateTensorMeta(const wire::TensorMeta& meta, uint64_t body_len,
     numel *= static_cast<uint64_t>(d);
   }
   if (numel > std::numeric_limits<uint64_t>::max() / elem || numel * elem != body_len) {
-    return InvalidArgumentError("tensor " + std::string(DTypeName(meta.dtype())) + "[" +
-                                shape_str + "] needs " + std::to_string(numel * elem) +
+    return InvalidArgumentError("tensor " + std::string(DTypeName(meta.dtype())) + "[" + shape_str +
+                                "] needs " + std::to_string(numel * elem) +
                                 " bytes but the body has " + std::to_string(body_len));
   }
   return Status::Ok();
@@ -190,7 +213,17 @@ wire::StatusCode ToWireCode(StatusCode code) { return static_cast<wire::StatusCo
 
 StatusCode FromWireCode(int code) {
   switch (code) {
-    case 0: case 1: case 2: case 3: case 4: case 5: case 8: case 9: case 12: case 13: case 14:
+    case 0:
+    case 1:
+    case 2:
+    case 3:
+    case 4:
+    case 5:
+    case 8:
+    case 9:
+    case 12:
+    case 13:
+    case 14:
       return static_cast<StatusCode>(code);
     default:
       return StatusCode::kUnknown;

@@ -8,12 +8,18 @@ namespace {
 
 spdlog::level::level_enum ToSpd(Level l) {
   switch (l) {
-    case Level::kTrace: return spdlog::level::trace;
-    case Level::kDebug: return spdlog::level::debug;
-    case Level::kInfo: return spdlog::level::info;
-    case Level::kWarn: return spdlog::level::warn;
-    case Level::kError: return spdlog::level::err;
-    case Level::kOff: return spdlog::level::off;
+    case Level::kTrace:
+      return spdlog::level::trace;
+    case Level::kDebug:
+      return spdlog::level::debug;
+    case Level::kInfo:
+      return spdlog::level::info;
+    case Level::kWarn:
+      return spdlog::level::warn;
+    case Level::kError:
+      return spdlog::level::err;
+    case Level::kOff:
+      return spdlog::level::off;
   }
   return spdlog::level::info;
 }
@@ -39,8 +45,6 @@ void SetName(const std::string& name) {
 
 bool Enabled(Level level) { return spdlog::should_log(ToSpd(level)); }
 
-void Write(Level level, const std::string& message) {
-  spdlog::log(ToSpd(level), "{}", message);
-}
+void Write(Level level, const std::string& message) { spdlog::log(ToSpd(level), "{}", message); }
 
 }  // namespace splitinfer::log

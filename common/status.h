@@ -76,7 +76,7 @@ inline Status UnimplementedError(std::string m) {
 template <typename T>
 class [[nodiscard]] Result {
  public:
-  Result(T value) : v_(std::move(value)) {}  // NOLINT: implicit by design
+  Result(T value) : v_(std::move(value)) {}        // NOLINT: implicit by design
   Result(Status status) : v_(std::move(status)) {  // NOLINT: implicit by design
     assert(!std::get<Status>(v_).ok() && "Result built from an ok Status");
   }
@@ -101,8 +101,8 @@ class [[nodiscard]] Result {
 }  // namespace splitinfer
 
 // Returns early from the enclosing function when `expr` (a Status) is not ok.
-#define SPLITINFER_RETURN_IF_ERROR(expr)            \
-  do {                                              \
-    ::splitinfer::Status _st = (expr);              \
-    if (!_st.ok()) return _st;                      \
+#define SPLITINFER_RETURN_IF_ERROR(expr) \
+  do {                                   \
+    ::splitinfer::Status _st = (expr);   \
+    if (!_st.ok()) return _st;           \
   } while (0)

@@ -7,14 +7,22 @@ namespace splitinfer {
 
 Result<wire::DType> ToWireDType(at::ScalarType t) {
   switch (t) {
-    case at::kFloat: return wire::FLOAT32;
-    case at::kHalf: return wire::FLOAT16;
-    case at::kBFloat16: return wire::BFLOAT16;
-    case at::kDouble: return wire::FLOAT64;
-    case at::kChar: return wire::INT8;
-    case at::kByte: return wire::UINT8;
-    case at::kInt: return wire::INT32;
-    case at::kLong: return wire::INT64;
+    case at::kFloat:
+      return wire::FLOAT32;
+    case at::kHalf:
+      return wire::FLOAT16;
+    case at::kBFloat16:
+      return wire::BFLOAT16;
+    case at::kDouble:
+      return wire::FLOAT64;
+    case at::kChar:
+      return wire::INT8;
+    case at::kByte:
+      return wire::UINT8;
+    case at::kInt:
+      return wire::INT32;
+    case at::kLong:
+      return wire::INT64;
     default:
       return InvalidArgumentError(std::string("tensor dtype ") + c10::toString(t) +
                                   " cannot be sent");
@@ -23,15 +31,24 @@ Result<wire::DType> ToWireDType(at::ScalarType t) {
 
 Result<at::ScalarType> FromWireDType(int dtype) {
   switch (dtype) {
-    case wire::FLOAT32: return at::kFloat;
-    case wire::FLOAT16: return at::kHalf;
-    case wire::BFLOAT16: return at::kBFloat16;
-    case wire::FLOAT64: return at::kDouble;
-    case wire::INT8: return at::kChar;
-    case wire::UINT8: return at::kByte;
-    case wire::INT32: return at::kInt;
-    case wire::INT64: return at::kLong;
-    default: return InvalidArgumentError("unsupported wire dtype " + std::to_string(dtype));
+    case wire::FLOAT32:
+      return at::kFloat;
+    case wire::FLOAT16:
+      return at::kHalf;
+    case wire::BFLOAT16:
+      return at::kBFloat16;
+    case wire::FLOAT64:
+      return at::kDouble;
+    case wire::INT8:
+      return at::kChar;
+    case wire::UINT8:
+      return at::kByte;
+    case wire::INT32:
+      return at::kInt;
+    case wire::INT64:
+      return at::kLong;
+    default:
+      return InvalidArgumentError("unsupported wire dtype " + std::to_string(dtype));
   }
 }
 

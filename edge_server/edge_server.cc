@@ -140,9 +140,9 @@ class Session : public std::enable_shared_from_this<Session> {
       case MessageType::kInferRequest:
         return OnInferRequest();
       default:
-        return FailConnection(InvalidArgumentError(
-            std::string("unexpected message type ") + MessageTypeName(header_.type) +
-            " from a client"));
+        return FailConnection(InvalidArgumentError(std::string("unexpected message type ") +
+                                                   MessageTypeName(header_.type) +
+                                                   " from a client"));
     }
   }
 
@@ -187,14 +187,14 @@ class Session : public std::enable_shared_from_this<Session> {
     if (!tensor.ok()) return FailRequestAndClose(req->request_id(), tensor.status());
     auto body = std::make_shared<at::Tensor>(std::move(*tensor));
     ArmReadTimer(opts_.io_timeout);
-    asio::async_read(socket_, asio::buffer(body->data_ptr(), body->nbytes()),
-                     [self = shared_from_this(), req, body](const boost::system::error_code& ec,
-                                                            size_t) {
-                       if (ec) return self->OnReadError(ec);
-                       self->CancelReadTimer();
-                       self->Dispatch(std::move(*req), std::move(*body), Clock::now());
-                       self->ReadHeader();
-                     });
+    asio::async_read(
+        socket_, asio::buffer(body->data_ptr(), body->nbytes()),
+        [self = shared_from_this(), req, body](const boost::system::error_code& ec, size_t) {
+          if (ec) return self->OnReadError(ec);
+          self->CancelReadTimer();
+          self->Dispatch(std::move(*req), std::move(*body), Clock::now());
+          self->ReadHeader();
+        });
   }
 
   // Checks a well-framed request and hands it to the compute pool.
@@ -216,8 +216,7 @@ class Session : public std::enable_shared_from_this<Session> {
                                              DTypeName(req.tensor().dtype())));
     }
     ++in_flight_;
-    const uint32_t deadline_ms =
-        req.deadline_ms() ? req.deadline_ms() : opts_.default_deadline_ms;
+    const uint32_t deadline_ms = req.deadline_ms() ? req.deadline_ms() : opts_.default_deadline_ms;
     asio::post(server_->compute_pool, [self = shared_from_this(), req = std::move(req),
                                        input = std::move(input), model = *model, receipt,
                                        deadline_ms]() mutable {
@@ -401,26 +400,26 @@ size_t EdgeServer::Impl::LiveSessions() {
 }
 
 void EdgeServer::Impl::DoAccept() {
-  acceptor.async_accept(asio::make_strand(io), [this](const boost::system::error_code& ec,
-                                                      tcp::socket socket) {
-    if (ec == asio::error::operation_aborted || !acceptor.is_open()) return;
-    if (ec) {
-      log::Warn("accept failed: " + ec.message());
-    } else {
-      auto session = std::make_shared<Session>(std::move(socket), this);
-      if (LiveSessions() >= options.max_connections) {
-        stats->connections_rejected++;
-        session->Reject(ResourceExhaustedError("server has its maximum of " +
-                                               std::to_string(options.max_connections) +
-                                               " connections"));
-      } else {
-        stats->connections_accepted++;
-        Register(session);
-        session->Start();
-      }
-    }
-    DoAccept();
-  });
+  acceptor.async_accept(
+      asio::make_strand(io), [this](const boost::system::error_code& ec, tcp::socket socket) {
+        if (ec == asio::error::operation_aborted || !acceptor.is_open()) return;
+        if (ec) {
+          log::Warn("accept failed: " + ec.message());
+        } else {
+          auto session = std::make_shared<Session>(std::move(socket), this);
+          if (LiveSessions() >= options.max_connections) {
+            stats->connections_rejected++;
+            session->Reject(ResourceExhaustedError("server has its maximum of " +
+                                                   std::to_string(options.max_connections) +
+                                                   " connections"));
+          } else {
+            stats->connections_accepted++;
+            Register(session);
+            session->Start();
+          }
+        }
+        DoAccept();
+      });
 }
 
 // ---- EdgeServer ------------------------------------------------------------------------------

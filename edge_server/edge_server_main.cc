@@ -7,8 +7,8 @@
 #include <cstdio>
 #include <iostream>
 
-#include <CLI/CLI.hpp>
 #include <torch/torch.h>
+#include <CLI/CLI.hpp>
 
 #include "common/frame_io.h"
 #include "common/log.h"
@@ -46,7 +46,8 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(0.05, 4.0));
   app.add_option("--num-classes", zoo.num_classes, "zoo models: classes")
       ->check(CLI::Range(1, 100000));
-  app.add_option("--mlp-width", zoo.mlp_width, "mlp: features per layer")->check(CLI::Range(1, 1 << 16));
+  app.add_option("--mlp-width", zoo.mlp_width, "mlp: features per layer")
+      ->check(CLI::Range(1, 1 << 16));
   app.add_option("--mlp-layers", zoo.mlp_layers, "mlp: layers")->check(CLI::Range(1, 1000));
   app.add_option("--io-threads", opts.io_threads, "threads doing network I/O")
       ->check(CLI::Range(1, 256));

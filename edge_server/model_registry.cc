@@ -10,8 +10,8 @@ namespace splitinfer {
 Status ModelRegistry::Add(std::shared_ptr<SplitModel> model) {
   auto key = std::make_pair(model->name(), model->version());
   if (models_.count(key)) {
-    return InvalidArgumentError("model " + model->name() + "@" +
-                                std::to_string(model->version()) + " added twice");
+    return InvalidArgumentError("model " + model->name() + "@" + std::to_string(model->version()) +
+                                " added twice");
   }
   model->To(device_);
   models_.emplace(std::move(key), std::move(model));
@@ -29,7 +29,8 @@ Result<std::shared_ptr<const SplitModel>> ModelRegistry::Find(const std::string&
     if (it != models_.end()) return {it->second};
   }
   std::ostringstream have;
-  for (auto& [key, m] : models_) have << (have.tellp() > 0 ? ", " : "") << key.first << "@" << key.second;
+  for (auto& [key, m] : models_)
+    have << (have.tellp() > 0 ? ", " : "") << key.first << "@" << key.second;
   return NotFoundError("unknown model " + name + (version ? "@" + std::to_string(version) : "") +
                        "; this server has: " + have.str());
 }
@@ -69,8 +70,9 @@ Status AddModelsFromSpec(const std::string& spec, const ZooOptions& zoo, ModelRe
       }
     }
     if (name.empty()) return InvalidArgumentError("model entry '" + entry + "' has no name");
-    Result<std::shared_ptr<SplitModel>> model =
-        path.empty() ? BuildZooModel(name, version, zoo) : LoadTorchScriptModel(path, name, version, {});
+    Result<std::shared_ptr<SplitModel>> model = path.empty()
+                                                    ? BuildZooModel(name, version, zoo)
+                                                    : LoadTorchScriptModel(path, name, version, {});
     if (!model.ok()) return model.status().WithPrefix("model entry '" + entry + "': ");
     SPLITINFER_RETURN_IF_ERROR(registry->Add(std::move(*model)));
     ++count;

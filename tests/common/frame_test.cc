@@ -123,9 +123,9 @@ TEST(TensorMetaTest, RejectsBadDtypeRankAndDims) {
             StatusCode::kInvalidArgument);
   EXPECT_EQ(ValidateTensorMeta(Meta(wire::FLOAT32, {}), 4, FrameLimits{}).code(),
             StatusCode::kInvalidArgument);
-  EXPECT_EQ(ValidateTensorMeta(Meta(wire::FLOAT32, {1, 1, 1, 1, 1, 1, 1, 1, 1}), 4, FrameLimits{})
-                .code(),
-            StatusCode::kInvalidArgument);
+  EXPECT_EQ(
+      ValidateTensorMeta(Meta(wire::FLOAT32, {1, 1, 1, 1, 1, 1, 1, 1, 1}), 4, FrameLimits{}).code(),
+      StatusCode::kInvalidArgument);
   EXPECT_EQ(ValidateTensorMeta(Meta(wire::FLOAT32, {-1, 4}), 16, FrameLimits{}).code(),
             StatusCode::kInvalidArgument);
 }

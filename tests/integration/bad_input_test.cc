@@ -26,8 +26,8 @@ struct Reply {
 class BadInputTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
-    std::vector<std::string> args{"--models", "mlp,mlp@2", "--cpu", "--max-body-mb", "1",
-                                  "--io-timeout-ms", "300"};
+    std::vector<std::string> args{"--models", "mlp,mlp@2",       "--cpu", "--max-body-mb",
+                                  "1",        "--io-timeout-ms", "300"};
     for (auto& a : testing::SmallZooArgs()) args.push_back(a);
     server_ = new EdgeServerProcess(args);
   }
@@ -202,9 +202,9 @@ TEST_F(BadInputTest, ShapeThatDoesNotMatchTheBody) {
   wire::InferRequest req = Request(11, "mlp", 1, 0);
   ASSERT_TRUE(FillTensorMeta(t, req.mutable_tensor()).ok());
   req.mutable_tensor()->set_shape(1, 65);  // says 65 floats, sends 64
-  ASSERT_TRUE(c->WriteFrame(MakeFrame(MessageType::kInferRequest, req, t.data_ptr(), t.nbytes()),
-                            kTimeout)
-                  .ok());
+  ASSERT_TRUE(
+      c->WriteFrame(MakeFrame(MessageType::kInferRequest, req, t.data_ptr(), t.nbytes()), kTimeout)
+          .ok());
   auto r = ReadInferReply(*c);
   EXPECT_EQ(r.request_id(), 11u);
   EXPECT_EQ(r.code(), wire::INVALID_ARGUMENT);
@@ -220,9 +220,9 @@ TEST_F(BadInputTest, UnknownDtypeIsRefused) {
   wire::InferRequest req = Request(12, "mlp", 1, 0);
   ASSERT_TRUE(FillTensorMeta(t, req.mutable_tensor()).ok());
   req.mutable_tensor()->set_dtype(static_cast<wire::DType>(42));
-  ASSERT_TRUE(c->WriteFrame(MakeFrame(MessageType::kInferRequest, req, t.data_ptr(), t.nbytes()),
-                            kTimeout)
-                  .ok());
+  ASSERT_TRUE(
+      c->WriteFrame(MakeFrame(MessageType::kInferRequest, req, t.data_ptr(), t.nbytes()), kTimeout)
+          .ok());
   auto r = ReadInferReply(*c);
   EXPECT_EQ(r.code(), wire::INVALID_ARGUMENT);
   EXPECT_NE(r.message().find("dtype"), std::string::npos) << r.message();
@@ -264,10 +264,10 @@ TEST_F(BadInputTest, TensorThatDoesNotFitTheNextUnit) {
   EXPECT_EQ(r.code(), wire::INVALID_ARGUMENT);
   EXPECT_NE(r.message().find("out of range"), std::string::npos) << r.message();
 
-  ASSERT_TRUE(c->WriteFrame(RequestFrame(Request(33, "mlp", 1, 2),
-                                         torch::ones({1, 64}, torch::kLong)),
-                            kTimeout)
-                  .ok());
+  ASSERT_TRUE(
+      c->WriteFrame(RequestFrame(Request(33, "mlp", 1, 2), torch::ones({1, 64}, torch::kLong)),
+                    kTimeout)
+          .ok());
   r = ReadInferReply(*c);
   EXPECT_EQ(r.code(), wire::INVALID_ARGUMENT);
   EXPECT_NE(r.message().find("float32"), std::string::npos) << r.message();

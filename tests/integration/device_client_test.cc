@@ -52,8 +52,8 @@ TEST(DeviceClientTest, EverySplitVerifiedThroughTheEdge) {
   ASSERT_GT(server.port(), 0) << server.first_line();
 
   for (std::string model : {"mlp", "resnet18"}) {
-    ChildProcess client(ClientArgs(server.address(), {"--model", model, "--split", "all",
-                                                      "--requests", "2", "--verify"}));
+    ChildProcess client(ClientArgs(
+        server.address(), {"--model", model, "--split", "all", "--requests", "2", "--verify"}));
     auto recs = ParseRecords(client.ReadAll(120s));
     EXPECT_EQ(client.Wait(), 0);
     const size_t units = model == "mlp" ? 6 : 10;
@@ -77,9 +77,9 @@ TEST(DeviceClientTest, EverySplitVerifiedThroughTheEdge) {
 }
 
 TEST(DeviceClientTest, UnreachableEdgeCompletesLocally) {
-  ChildProcess client(ClientArgs("127.0.0.1:" + std::to_string(ClosedPort()),
-                                 {"--model", "mlp", "--split", "2", "--requests", "5",
-                                  "--verify"}));
+  ChildProcess client(
+      ClientArgs("127.0.0.1:" + std::to_string(ClosedPort()),
+                 {"--model", "mlp", "--split", "2", "--requests", "5", "--verify"}));
   auto recs = ParseRecords(client.ReadAll(60s));
   EXPECT_EQ(client.Wait(), 0);
   ASSERT_EQ(recs.size(), 5u);
@@ -98,9 +98,9 @@ TEST(DeviceClientTest, KillingTheServerMidRunLosesNoInference) {
   ASSERT_GT(server->port(), 0) << server->first_line();
 
   constexpr int kRequests = 600;
-  ChildProcess client(ClientArgs(server->address(),
-                                 {"--model", "resnet18", "--split", "3", "--requests",
-                                  std::to_string(kRequests), "--in-flight", "4", "--verify"}));
+  ChildProcess client(
+      ClientArgs(server->address(), {"--model", "resnet18", "--split", "3", "--requests",
+                                     std::to_string(kRequests), "--in-flight", "4", "--verify"}));
   std::vector<std::string> lines;
   for (int i = 0; i < 10; ++i) {
     auto line = client.ReadLine(60s);

@@ -20,8 +20,8 @@ inline ZooOptions SmallZoo() {
 }
 
 inline std::vector<std::string> SmallZooArgs() {
-  return {"--input-size", "64", "--width-mult", "0.25", "--num-classes", "10",
-          "--mlp-width",  "64", "--mlp-layers", "6"};
+  return {"--input-size", "64",          "--width-mult", "0.25",         "--num-classes",
+          "10",           "--mlp-width", "64",           "--mlp-layers", "6"};
 }
 
 }  // namespace splitinfer::testing
