@@ -2,6 +2,8 @@
 #include "common/torchscript_model.h"
 
 #include <filesystem>
+#include <fstream>
+#include <optional>
 #include <sstream>
 #include <utility>
 
@@ -16,10 +18,25 @@ std::string FirstLine(const std::string& s) { return s.substr(0, s.find('\n')); 
 
 int64_t TensorBytes(const at::Tensor& t) { return t.numel() * t.element_size(); }
 
+// torch.jit.save writes a zip archive ("PK\3\4"); torch's mobile flatbuffer format carries
+// "PTMF" at offset 4. Anything else is refused before LibTorch parses it: a clear error, and
+// LibTorch's own failure path for non-archives is not exercised (with torch 2.11 it left the
+// process crashing at exit).
+bool LooksLikeTorchScriptFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  char head[8] = {};
+  in.read(head, sizeof head);
+  if (in.gcount() < 8) return false;
+  return std::string(head, 4) == std::string("PK\3\4", 4) || std::string(head + 4, 4) == "PTMF";
+}
+
 }  // namespace
 
 struct TorchScriptModel::Children {
-  torch::jit::Module root;  // kept so that the children's shared state stays alive
+  // Kept so that the children's shared state stays alive. Optional, so that no
+  // default-constructed torch::jit::Module ever exists: with torch 2.11 destroying one left the
+  // process crashing at exit.
+  std::optional<torch::jit::Module> root;
   std::vector<torch::jit::Module> units;
 };
 
@@ -46,7 +63,7 @@ at::Tensor TorchScriptModel::RunRange(const at::Tensor& x, size_t from, size_t t
 }
 
 void TorchScriptModel::To(const at::Device& device) {
-  children_->root.to(device);
+  if (children_->root) children_->root->to(device);
   device_ = device;
 }
 
@@ -57,13 +74,18 @@ Result<std::shared_ptr<SplitModel>> LoadTorchScriptModel(const std::string& path
   if (!std::filesystem::is_regular_file(path, ec)) {
     return NotFoundError("torchscript file " + path + " does not exist or is not a file");
   }
+  if (!LooksLikeTorchScriptFile(path)) {
+    return InvalidArgumentError(path +
+                                " is not a TorchScript module: not a zip archive "
+                                "(torch.jit.save) nor a flatbuffer module");
+  }
   std::shared_ptr<TorchScriptModel> model(new TorchScriptModel(name, version, path));
-  torch::jit::Module& root = model->children_->root;
   try {
-    root = torch::jit::load(path, torch::kCPU);
+    model->children_->root.emplace(torch::jit::load(path, torch::kCPU));
   } catch (const std::exception& e) {
     return InvalidArgumentError(path + " is not a TorchScript module: " + FirstLine(e.what()));
   }
+  torch::jit::Module& root = *model->children_->root;
   root.eval();
 
   if (input_shape.empty()) {
