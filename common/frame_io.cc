@@ -72,8 +72,21 @@ Status BlockingConnection::Connect(const std::string& host, uint16_t port, Durat
   return Status::Ok();
 }
 
-Status BlockingConnection::WriteFrame(const OutgoingFrame& frame, Duration timeout) {
+Status BlockingConnection::WriteFrame(const OutgoingFrame& frame, Duration timeout,
+                                      WritePacer* pacer) {
   if (!socket_.is_open()) return UnavailableError("write on a closed connection");
+  if (pacer != nullptr) {
+    const size_t chunk = std::max<size_t>(1, pacer->ChunkBytes());
+    for (const asio::const_buffer& b : FrameBuffers(frame)) {
+      const auto* p = static_cast<const uint8_t*>(b.data());
+      for (size_t off = 0; off < b.size(); off += chunk) {
+        const size_t n = std::min(chunk, b.size() - off);
+        SPLITINFER_RETURN_IF_ERROR(pacer->Acquire(n));
+        SPLITINFER_RETURN_IF_ERROR(WriteRaw(p + off, n, timeout));
+      }
+    }
+    return Status::Ok();
+  }
   boost::system::error_code result = asio::error::would_block;
   asio::async_write(socket_, FrameBuffers(frame),
                     [&](const boost::system::error_code& e, size_t) { result = e; });

@@ -22,6 +22,17 @@ namespace splitinfer {
 namespace asio = boost::asio;
 using tcp = asio::ip::tcp;
 
+// Paces writes (uplink emulation, device/uplink_emulator.h). A paced frame is written in chunks
+// of at most ChunkBytes(); Acquire(n) blocks until the emulated link has carried the next n bytes.
+// Called only from the thread that writes.
+class WritePacer {
+ public:
+  virtual ~WritePacer() = default;
+  virtual size_t ChunkBytes() const = 0;
+  // kUnavailable when the emulated link cannot carry the bytes (e.g. a dead channel).
+  virtual Status Acquire(size_t bytes) = 0;
+};
+
 inline std::array<asio::const_buffer, 3> FrameBuffers(const OutgoingFrame& f) {
   return {asio::buffer(f.header), asio::buffer(f.meta), asio::buffer(f.body, f.body_size)};
 }
@@ -40,8 +51,9 @@ class BlockingConnection {
   // Resolves and connects (TCP_NODELAY on). kUnavailable when refused or unreachable,
   // kDeadlineExceeded after `timeout`.
   Status Connect(const std::string& host, uint16_t port, Duration timeout);
-  // Writes the whole frame as one gather-write.
-  Status WriteFrame(const OutgoingFrame& frame, Duration timeout);
+  // Writes the whole frame as one gather-write. With a `pacer`, in chunks, each written once
+  // the pacer grants it (`timeout` then bounds each chunk's write, not the pacing).
+  Status WriteFrame(const OutgoingFrame& frame, Duration timeout, WritePacer* pacer = nullptr);
   // Writes raw bytes (tests use this to send broken frames).
   Status WriteRaw(const void* data, size_t size, Duration timeout);
   // Reads exactly `size` bytes. kUnavailable when the peer closed the connection.

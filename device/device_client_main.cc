@@ -3,23 +3,34 @@
 //
 //   device_client --server 127.0.0.1:PORT --model resnet18 --split 3 --requests 20 --verify --json
 //
+// Live splitting (issue 5): with --policy and --channel the device decides k unit by unit: after
+// each unit it reads the emulated channel state and asks the stopping policy (a table lookup);
+// request frames are paced to the emulated uplink (device/uplink_emulator.h), and each record
+// carries the cost ledger (docs/live.md):
+//
+//   device_client --server ... --model resnet18 --policy bi --channel trace:FILE --json
+//
 // No inference is lost: when the edge cannot be reached, refuses a request, or vanishes while
 // requests are in flight, the client finishes those inferences locally from the tensor it kept
 // and says so in the record ("fallback").
 #include <algorithm>
 #include <cstdio>
+#include <filesystem>
 #include <iostream>
 #include <map>
 #include <optional>
+#include <thread>
 #include <vector>
 
+#include <torch/torch.h>
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
-#include <torch/torch.h>
 
 #include "common/model_zoo.h"
 #include "common/torchscript_model.h"
 #include "device/edge_client.h"
+#include "device/live_decision.h"
+#include "device/uplink_emulator.h"
 
 using namespace splitinfer;
 using Clock = std::chrono::steady_clock;
@@ -47,24 +58,42 @@ struct Config {
   int io_timeout_ms = 30000;
   int reconnect_ms = 500;
   uint32_t deadline_ms = 0;
+  // Live splitting (empty policy: the fixed --split of before).
+  std::string policy;
+  std::string channel;
+  double time_scale = 1.0;
+  std::string csi = "perfect";
+  double device_slowdown = 1.0;
+};
+
+// What the live mode adds to a run; all null without --policy.
+struct LiveContext {
+  const LiveDecision* decision = nullptr;
+  UplinkEmulator* uplink = nullptr;
+  GoodputEstimator* goodput = nullptr;  // --csi estimated; null: perfect CSI
+  const decision::CostOptions* cost = nullptr;
 };
 
 // One inference, from the device's first unit to its result.
 struct Inference {
   uint64_t id = 0;
   size_t split = 0;
-  at::Tensor input;       // kept for --verify
-  at::Tensor boundary;    // the tensor at the split: kept until the edge answers
+  at::Tensor input;     // kept for --verify
+  at::Tensor boundary;  // the tensor at the split: kept until the edge answers
   Clock::time_point start;
   double device_ms = 0, send_ms = 0;
+  double device_s = 0;  // time spent running units here (slowdown included), fallback too
+  int first_state = -1, stop_state = -1;
+  json states = json::array();  // live: the channel state at each boundary visited
   Clock::time_point sent;
   uint64_t bytes_sent = 0;
 };
 
 class Runner {
  public:
-  Runner(const Config& cfg, std::shared_ptr<SplitModel> model, EdgeClient* client)
-      : cfg_(cfg), model_(std::move(model)), client_(client) {
+  Runner(const Config& cfg, std::shared_ptr<SplitModel> model, EdgeClient* client,
+         LiveContext live = {})
+      : cfg_(cfg), model_(std::move(model)), client_(client), live_(live) {
     if (cfg_.server.empty()) {
       next_connect_ = Clock::time_point::max();
       last_error_ = "no --server given";
@@ -88,7 +117,12 @@ class Runner {
       }
       c10::InferenceMode guard;
       inf.start = Clock::now();
-      inf.boundary = model_->RunRange(inf.input, 0, split);
+      if (live_.decision != nullptr) {
+        inf.boundary = RunUntilStop(inf);
+        split = inf.split;
+      } else {
+        inf.boundary = RunUnits(inf.input, 0, split, &inf);
+      }
       inf.device_ms = MsBetween(inf.start, Clock::now());
       if (split == n) {
         Finish(inf, inf.boundary, "local", nullptr, std::nullopt);
@@ -119,6 +153,11 @@ class Runner {
         continue;
       }
       inf.bytes_sent = inf.boundary.nbytes();
+      if (live_.goodput != nullptr) {
+        // Goodput in emulated time: the wall send time times the time scale.
+        live_.goodput->Add(8.0 * static_cast<double>(inf.bytes_sent),
+                           inf.send_ms / 1000.0 * live_.uplink->time_scale());
+      }
       pending_.emplace(inf.id, std::move(inf));
       while (static_cast<int>(pending_.size()) >= cfg_.in_flight) ReadOne();
     }
@@ -127,6 +166,46 @@ class Runner {
   }
 
  private:
+  // Units [from, to) on the device, one at a time; with --device-slowdown X each takes X times
+  // its measured time (the difference is slept).
+  at::Tensor RunUnits(at::Tensor x, size_t from, size_t to, Inference* inf) {
+    for (size_t u = from; u < to; ++u) {
+      const auto t = Clock::now();
+      x = model_->RunRange(x, u, u + 1);
+      if (cfg_.device_slowdown > 1.0) {
+        const auto took = Clock::now() - t;
+        std::this_thread::sleep_until(
+            t + std::chrono::duration_cast<Clock::duration>(took * cfg_.device_slowdown));
+      }
+      inf->device_s += std::chrono::duration<double>(Clock::now() - t).count();
+    }
+    return x;
+  }
+
+  // Live: runs units until the policy stops (or N); sets inf.split. The decision at each
+  // boundary is StateOf + a table lookup.
+  at::Tensor RunUntilStop(Inference& inf) {
+    const LiveDecision& d = *live_.decision;
+    const int h = d.horizon();
+    at::Tensor x = inf.input;
+    int l = 0;
+    for (;; ++l) {
+      // Emulated bit/s: the emulated state (perfect CSI) or the recent goodput (estimated).
+      const double rate = live_.goodput ? live_.goodput->RateBps() : live_.uplink->ObservedRate();
+      const int s = d.StateOf(rate);
+      if (l == 0) inf.first_state = s;
+      inf.stop_state = s;
+      inf.states.push_back({{"boundary", l},
+                            {"t_s", live_.uplink->NowEmulated()},
+                            {"rate_bps", rate},
+                            {"state", s}});
+      if (l >= h || d.Stop(l, s, inf.first_state)) break;
+      x = RunUnits(x, l, l + 1, &inf);
+    }
+    inf.split = static_cast<size_t>(l);
+    return x;
+  }
+
   bool EnsureConnected(std::string* why) {
     if (client_->connected()) return true;
     if (Clock::now() < next_connect_) {
@@ -189,12 +268,12 @@ class Runner {
 
   void FinishLocally(Inference& inf, const std::string& reason) {
     c10::InferenceMode guard;
-    at::Tensor out = model_->RunRange(inf.boundary, inf.split, model_->num_units());
+    at::Tensor out = RunUnits(inf.boundary, inf.split, model_->num_units(), &inf);
     Finish(inf, out, "fallback_local", nullptr, reason);
   }
 
-  void Finish(Inference& inf, const at::Tensor& output, const char* where,
-              const InferResult* edge, const std::optional<std::string>& fallback) {
+  void Finish(Inference& inf, const at::Tensor& output, const char* where, const InferResult* edge,
+              const std::optional<std::string>& fallback) {
     const auto end = Clock::now();
     json r;
     r["request_id"] = inf.id;
@@ -212,6 +291,7 @@ class Runner {
     r["queue_ms"] = edge ? edge->queue_us / 1000.0 : 0.0;
     r["wait_ms"] = edge ? MsBetween(inf.sent, end) : 0.0;
     r["total_ms"] = MsBetween(inf.start, end);
+    if (live_.decision != nullptr) AddLedger(inf, edge, end, &r);
     if (cfg_.verify) {
       c10::InferenceMode guard;
       at::Tensor ref = model_->RunRange(inf.input, 0, model_->num_units());
@@ -219,16 +299,47 @@ class Runner {
       const bool same_shape = out.sizes() == ref.sizes();
       r["max_abs_diff"] = same_shape ? (out - ref).abs().max().item<double>() : -1.0;
       r["top1_match"] =
-          same_shape && out.dim() >= 1 &&
-          out.flatten(1).argmax(1).equal(ref.flatten(1).argmax(1));
+          same_shape && out.dim() >= 1 && out.flatten(1).argmax(1).equal(ref.flatten(1).argmax(1));
     }
     if (cfg_.json) std::cout << r.dump() << std::endl;
     records_.push_back(std::move(r));
   }
 
+  // The cost ledger (docs/live.md): realized cost = device + transfer + edge parts, each priced
+  // with the cost model's weights; the policy's predictions beside it.
+  void AddLedger(const Inference& inf, const InferResult* edge, Clock::time_point end,
+                 json* r) const {
+    const decision::CostOptions& c = *live_.cost;
+    const double device_w = c.energy_model == decision::EnergyModel::kPower
+                                ? c.device_power_w
+                                : c.kappa * c.device_freq_hz * c.device_freq_hz * c.device_freq_hz;
+    const double device_j = device_w * inf.device_s;
+    const double transfer_s = inf.bytes_sent > 0 ? inf.send_ms / 1000.0 : 0.0;
+    const double edge_s = edge ? std::chrono::duration<double>(end - inf.sent).count() : 0.0;
+    const double device_cost = c.w_energy * device_j + c.w_time * inf.device_s;
+    const double transfer_cost = (c.w_energy * c.p_tx_w + c.w_time) * transfer_s;
+    const double edge_cost = c.w_time * edge_s;
+    (*r)["policy"] = live_.decision->policy_name();
+    (*r)["boundary"] = inf.split;
+    (*r)["channel_states"] = inf.states;
+    (*r)["device_time_ms"] = inf.device_s * 1000.0;
+    (*r)["device_energy_j"] = device_j;
+    (*r)["transfer_ms"] = transfer_s * 1000.0;
+    (*r)["transfer_energy_j"] = c.p_tx_w * transfer_s;
+    (*r)["edge_wait_ms"] = edge_s * 1000.0;
+    (*r)["cost"] = {{"device", device_cost},
+                    {"transfer", transfer_cost},
+                    {"edge", edge_cost},
+                    {"total", device_cost + transfer_cost + edge_cost}};
+    (*r)["predicted_cost"] = live_.decision->PredictedCost(inf.first_state);
+    (*r)["predicted_path_cost"] =
+        live_.decision->PathPrice(static_cast<int>(inf.split), inf.stop_state);
+  }
+
   const Config& cfg_;
   std::shared_ptr<SplitModel> model_;
   EdgeClient* client_;
+  LiveContext live_;
   std::map<uint64_t, Inference> pending_;
   std::vector<json> records_;
   uint64_t next_id_ = 1;
@@ -253,16 +364,15 @@ void PrintSummaryRow(const std::vector<json>& recs, bool verify) {
     on_edge += r["completed_on"] == "edge";
     fallback += !r["fallback"].is_null();
     if (verify) {
-      verified += r["max_abs_diff"].get<double>() >= 0 &&
-                  r["max_abs_diff"].get<double>() <= 1e-5 && r["top1_match"].get<bool>();
+      verified += r["max_abs_diff"].get<double>() >= 0 && r["max_abs_diff"].get<double>() <= 1e-5 &&
+                  r["top1_match"].get<bool>();
     }
   }
-  std::printf("%5d %12llu %10.2f %10.2f %10.2f %7d %8d %9s\n",
-              recs.front()["split"].get<int>(),
-              static_cast<unsigned long long>(recs.front()["bytes_sent"].get<uint64_t>()),
-              Median(dev), Median(edge), Median(total), on_edge, fallback,
-              verify ? (std::to_string(verified) + "/" + std::to_string(recs.size())).c_str()
-                     : "-");
+  std::printf(
+      "%5d %12llu %10.2f %10.2f %10.2f %7d %8d %9s\n", recs.front()["split"].get<int>(),
+      static_cast<unsigned long long>(recs.front()["bytes_sent"].get<uint64_t>()), Median(dev),
+      Median(edge), Median(total), on_edge, fallback,
+      verify ? (std::to_string(verified) + "/" + std::to_string(recs.size())).c_str() : "-");
 }
 
 }  // namespace
@@ -276,7 +386,49 @@ int main(int argc, char** argv) {
   app.add_option("--model", cfg.model, "zoo model name (or the name of --torchscript)");
   app.add_option("--version", cfg.version, "model version")->check(CLI::Range(1u, 1000000u));
   app.add_option("--torchscript", cfg.torchscript, "TorchScript chain file instead of the zoo");
-  app.add_option("--split", cfg.split, "boundary k in 0..N, or 'all' for every k")->required();
+  auto* split_opt =
+      app.add_option("--split", cfg.split, "boundary k in 0..N, or 'all' for every k");
+  std::string profile_path, cost_config;
+  double w_energy = -1, w_time = -1, grid_ms = 5, window_ms = 0, bandwidth_mhz = 10;
+  int num_states = 16;
+  uint64_t channel_seed = 1;
+  auto* policy_opt =
+      app.add_option("--policy", cfg.policy,
+                     "decide k live: bi|ola|neurosurgeon|greedy|fixed:K|local|edge (needs "
+                     "--channel; replaces --split)")
+          ->excludes(split_opt);
+  app.add_option("--channel", cfg.channel,
+                 "emulated uplink, split_sim specs: rayleigh:snr_db=X | "
+                 "gauss-markov:snr_db=X,doppler_hz=Y | trace:FILE | markov-fit:FILE")
+      ->needs(policy_opt);
+  app.add_option("--time-scale", cfg.time_scale, "emulated (trace) seconds per wall second")
+      ->check(CLI::Range(1e-3, 1e3));
+  app.add_option("--csi", cfg.csi,
+                 "channel state the device observes: perfect (the emulated rate) or estimated "
+                 "(goodput of its recent uploads)")
+      ->check(CLI::IsMember({"perfect", "estimated"}));
+  size_t goodput_window = 5;
+  app.add_option("--goodput-window", goodput_window, "--csi estimated: uploads averaged")
+      ->check(CLI::Range(1, 10000));
+  app.add_option("--device-slowdown", cfg.device_slowdown,
+                 "each device unit takes X times its measured time (a slower board)")
+      ->check(CLI::Range(1.0, 1000.0));
+  app.add_option("--profile", profile_path,
+                 "profile JSON for the cost model (default: data/profiles/<model>.json for "
+                 "default zoo options, else a profile of the local model)");
+  app.add_option("--cost-config", cost_config, "cost options JSON (keys of CostOptions)");
+  app.add_option("--w-energy", w_energy, "weight of a joule (overrides --cost-config)");
+  app.add_option("--w-time", w_time, "weight of a second (overrides --cost-config)");
+  app.add_option("--states", num_states, "K, channel states of the policy's law")
+      ->check(CLI::Range(1, 4096));
+  app.add_option("--grid-ms", grid_ms, "step of the emulated rate series")
+      ->check(CLI::Range(0.1, 10000.0));
+  app.add_option("--window-ms", window_ms,
+                 "the device observes the mean rate over this window (0: the current grid step)")
+      ->check(CLI::Range(0.0, 600000.0));
+  app.add_option("--bandwidth-mhz", bandwidth_mhz, "Shannon bandwidth (rayleigh, gauss-markov)")
+      ->check(CLI::Range(1e-3, 1e5));
+  app.add_option("--channel-seed", channel_seed, "seed of generated channels");
   app.add_option("--requests", cfg.requests, "inferences per split")->check(CLI::Range(1, 1000000));
   app.add_option("--in-flight", cfg.in_flight, "requests outstanding at once on the connection")
       ->check(CLI::Range(1, 4096));
@@ -313,14 +465,24 @@ int main(int argc, char** argv) {
     return 2;
   }
   const size_t n = (*model)->num_units();
+  if (!cfg.policy.empty() && cfg.channel.empty()) {
+    std::cerr << "device_client: --policy needs --channel\n";
+    return 2;
+  }
   std::vector<size_t> splits;
-  if (cfg.split == "all") {
+  if (!cfg.policy.empty()) {
+    splits.push_back(0);  // the policy decides; the value is not used
+  } else if (split_opt->count() == 0) {
+    std::cerr << "device_client: give --split K (or --policy with --channel)\n";
+    return 2;
+  } else if (cfg.split == "all") {
     for (size_t k = 0; k <= n; ++k) splits.push_back(k);
   } else {
     try {
       size_t pos = 0;
       const long k = std::stol(cfg.split, &pos);
-      if (pos != cfg.split.size() || k < 0 || static_cast<size_t>(k) > n) throw std::out_of_range("");
+      if (pos != cfg.split.size() || k < 0 || static_cast<size_t>(k) > n)
+        throw std::out_of_range("");
       splits.push_back(static_cast<size_t>(k));
     } catch (const std::exception&) {
       std::cerr << "device_client: --split must be 'all' or a number in 0.." << n << " ("
@@ -339,9 +501,82 @@ int main(int argc, char** argv) {
       return 2;
     }
   }
+  // Live splitting: cost model, emulated uplink, policy.
+  LiveContext live;
+  decision::CostOptions cost_options;
+  std::unique_ptr<UplinkEmulator> uplink;
+  std::unique_ptr<LiveDecision> live_decision;
+  std::unique_ptr<GoodputEstimator> goodput;
+  if (!cfg.policy.empty()) {
+    auto fail = [](const Status& st) {
+      std::cerr << "device_client: " << st.ToString() << "\n";
+      return 2;
+    };
+    const ZooOptions defaults;
+    const bool default_zoo =
+        cfg.torchscript.empty() && zoo.input_size == defaults.input_size &&
+        zoo.num_classes == defaults.num_classes && zoo.width_mult == defaults.width_mult &&
+        zoo.mlp_width == defaults.mlp_width && zoo.mlp_layers == defaults.mlp_layers;
+    const std::string zoo_profile = "data/profiles/" + cfg.model + ".json";
+    Result<decision::ModelProfile> profile = NotFoundError("no profile");
+    if (!profile_path.empty()) {
+      profile = decision::LoadProfile(profile_path);
+    } else if (default_zoo && std::filesystem::exists(zoo_profile)) {
+      profile = decision::LoadProfile(zoo_profile);
+    } else {
+      profile = ProfileLocalModel(**model);
+    }
+    if (!profile.ok()) return fail(profile.status());
+    if (!cost_config.empty()) {
+      Result<decision::CostOptions> loaded = decision::CostOptions::Load(cost_config);
+      if (!loaded.ok()) return fail(loaded.status());
+      cost_options = *loaded;
+    }
+    if (w_energy >= 0) cost_options.w_energy = w_energy;
+    if (w_time >= 0) cost_options.w_time = w_time;
+    cost_options.device_slowdown = cfg.device_slowdown;
+    Result<decision::CostModel> cost = decision::CostModel::Create(*profile, cost_options);
+    if (!cost.ok()) return fail(cost.status());
+    Result<decision::ChannelSpec> spec = decision::ChannelSpec::Parse(cfg.channel);
+    if (!spec.ok()) return fail(spec.status());
+    EmulatedSeriesOptions so;
+    so.grid_s = grid_ms * 1e-3;
+    so.bandwidth_hz = bandwidth_mhz * 1e6;
+    so.seed = channel_seed;
+    Result<decision::RateSeries> series = MakeEmulatedSeries(*spec, so);
+    if (!series.ok()) return fail(series.status());
+    if (series->size() == 0) return fail(InvalidArgumentError(cfg.channel + ": empty series"));
+    uplink = std::make_unique<UplinkEmulator>(std::move(*series), cfg.time_scale, window_ms * 1e-3);
+    std::vector<double> observed;
+    {
+      const size_t window = std::max<size_t>(1, std::lround(window_ms / grid_ms));
+      observed = uplink->series().ObservedRates(window);
+    }
+    LiveDecisionOptions lo;
+    lo.policy = cfg.policy;
+    lo.num_states = num_states;
+    lo.grid_s = so.grid_s;
+    lo.bandwidth_hz = so.bandwidth_hz;
+    lo.time_scale = cfg.time_scale;
+    Result<std::unique_ptr<LiveDecision>> made = LiveDecision::Create(*cost, *spec, observed, lo);
+    if (!made.ok()) return fail(made.status());
+    live_decision = std::move(*made);
+    copts.uplink_pacer = uplink.get();
+    live.decision = live_decision.get();
+    live.uplink = uplink.get();
+    live.cost = &cost_options;
+    if (cfg.csi == "estimated") {
+      double mean = 0;
+      for (double r : observed) mean += r;
+      goodput = std::make_unique<GoodputEstimator>(
+          goodput_window, observed.empty() ? 0.0 : mean / static_cast<double>(observed.size()));
+      live.goodput = goodput.get();
+    }
+  }
   EdgeClient client(copts);
   // Without --server every split but N completes through the local path, marked as such.
-  Runner runner(cfg, *model, &client);
+  Runner runner(cfg, *model, &client, live);
+  if (uplink) uplink->Start();  // emulated time 0: the first inference
 
   if (!cfg.json) {
     std::printf("model %s@%u, %zu units, server %s\n", (*model)->name().c_str(),
@@ -359,7 +594,23 @@ int main(int argc, char** argv) {
                       r["max_abs_diff"].get<double>() <= 1e-5 && r["top1_match"].get<bool>());
       }
     }
-    if (!cfg.json) PrintSummaryRow(recs, cfg.verify);
+    if (!cfg.json && cfg.policy.empty()) PrintSummaryRow(recs, cfg.verify);
+    if (!cfg.json && !cfg.policy.empty()) {
+      // One row per boundary the policy chose, then the ledger's means.
+      std::map<size_t, std::vector<json>> by_boundary;
+      double realized = 0, predicted = 0;
+      for (auto& r : recs) {
+        by_boundary[r["split"].get<size_t>()].push_back(r);
+        realized += r["cost"]["total"].get<double>();
+        predicted += r["predicted_cost"].is_number() ? r["predicted_cost"].get<double>() : 0.0;
+      }
+      for (auto& [k, group] : by_boundary) PrintSummaryRow(group, cfg.verify);
+      std::printf(
+          "policy %s, csi %s: %zu inferences, mean realized cost %.6g, mean predicted %.6g\n",
+          cfg.policy.c_str(), cfg.csi.c_str(), recs.size(),
+          realized / static_cast<double>(recs.size()),
+          predicted / static_cast<double>(recs.size()));
+    }
   }
   client.Close();
   return failures == 0 ? 0 : 1;

@@ -57,7 +57,7 @@ Status EdgeClient::SendRequest(wire::InferRequest request, const at::Tensor& inp
                                   std::to_string(server_info_.max_body_bytes()));
   }
   return conn_.WriteFrame(MakeTensorFrame(MessageType::kInferRequest, request, input),
-                          options_.io_timeout);
+                          options_.io_timeout, options_.uplink_pacer);
 }
 
 Result<InferResult> EdgeClient::ReadReply() {

@@ -25,6 +25,7 @@ struct EdgeClientOptions {
   std::chrono::milliseconds io_timeout{30000};  // one frame write, or waiting for one reply
   FrameLimits limits;                           // applied to replies
   std::string client_name = "device_client";
+  WritePacer* uplink_pacer = nullptr;  // not owned; paces request frames (not the handshake)
 };
 
 // One reply. `status` is the server's verdict on the request; output is set when it is ok.

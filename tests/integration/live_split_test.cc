@@ -1,0 +1,201 @@
+// Live splitting (issue 5): device_client decides k unit by unit with a stopping policy over an
+// emulated uplink, against the real edge_server on 127.0.0.1 (port 0). The channels are small
+// trace files (Norway format: "time_s<TAB>Mbps") written by the test.
+#include <unistd.h>
+
+#include <chrono>
+#include <cmath>
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include "tests/integration/child_process.h"
+#include "tests/integration/test_models.h"
+
+namespace splitinfer {
+namespace {
+
+using json = nlohmann::json;
+using testing::ChildProcess;
+using testing::EdgeServerProcess;
+using namespace std::chrono_literals;
+
+constexpr int kResnetUnits = 10;
+
+// A trace file in the test's temporary directory; removed with the object.
+class TraceFile {
+ public:
+  TraceFile(const std::string& name, const std::vector<std::pair<double, double>>& samples) {
+    const char* tmp = std::getenv("TMPDIR");
+    path_ =
+        std::string(tmp ? tmp : "/tmp") + "/live_split_" + std::to_string(getpid()) + "_" + name;
+    std::ofstream out(path_);
+    for (auto& [t, mbps] : samples) out << t << "\t" << mbps << "\n";
+  }
+  ~TraceFile() { std::remove(path_.c_str()); }
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+};
+
+class LiveSplitTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    std::vector<std::string> sargs{"--models", "resnet18", "--cpu", "--compute-threads", "1"};
+    for (auto& a : testing::SmallZooArgs()) sargs.push_back(a);
+    server_ = new EdgeServerProcess(sargs);
+  }
+  static void TearDownTestSuite() {
+    delete server_;
+    server_ = nullptr;
+  }
+
+  // Runs device_client with a policy on a trace channel; returns its records.
+  std::vector<json> RunClient(const std::string& policy, const std::string& trace, int requests,
+                              std::vector<std::string> extra = {}) {
+    std::vector<std::string> args{std::string(SPLITINFER_BIN_DIR) + "/device_client",
+                                  "--json",
+                                  "--server",
+                                  server_->address(),
+                                  "--model",
+                                  "resnet18",
+                                  "--policy",
+                                  policy,
+                                  "--channel",
+                                  "trace:" + trace,
+                                  "--requests",
+                                  std::to_string(requests),
+                                  "--device-slowdown",
+                                  "4",
+                                  "--threads",
+                                  "1"};
+    for (auto& a : testing::SmallZooArgs()) args.push_back(a);
+    args.insert(args.end(), extra.begin(), extra.end());
+    ChildProcess client(args);
+    std::vector<json> recs;
+    for (auto& line : client.ReadAll(60s)) {
+      auto j = json::parse(line, nullptr, /*allow_exceptions=*/false);
+      EXPECT_FALSE(j.is_discarded()) << "not JSON: " << line;
+      if (!j.is_discarded()) recs.push_back(std::move(j));
+    }
+    EXPECT_EQ(client.Wait(), 0);
+    for (auto& r : recs) CheckLedger(r);
+    return recs;
+  }
+
+  // The ledger adds up, and the visited states are those of boundaries 0..k.
+  static void CheckLedger(const json& r) {
+    SCOPED_TRACE(r.dump());
+    ASSERT_TRUE(r.contains("cost"));
+    const json& c = r["cost"];
+    const double parts =
+        c["device"].get<double>() + c["transfer"].get<double>() + c["edge"].get<double>();
+    EXPECT_NEAR(c["total"].get<double>(), parts, 1e-12 * std::max(1.0, parts));
+    EXPECT_EQ(r["boundary"], r["split"]);
+    const size_t k = r["boundary"].get<size_t>();
+    ASSERT_EQ(r["channel_states"].size(), k + 1);
+    for (size_t l = 0; l <= k; ++l) EXPECT_EQ(r["channel_states"][l]["boundary"], l);
+    EXPECT_GE(r["device_time_ms"].get<double>(), 0.0);
+    // w_E = 0, w_T = 1 (defaults): the device part is the device time in seconds.
+    EXPECT_NEAR(c["device"].get<double>(), r["device_time_ms"].get<double>() / 1000.0, 1e-12);
+    EXPECT_TRUE(r["ok"].get<bool>());
+    EXPECT_TRUE(r["fallback"].is_null());
+  }
+
+  static EdgeServerProcess* server_;
+};
+
+EdgeServerProcess* LiveSplitTest::server_ = nullptr;
+
+TEST_F(LiveSplitTest, VeryGoodChannelOffloadsAtBoundaryZero) {
+  ASSERT_GT(server_->port(), 0) << server_->first_line();
+  TraceFile trace("good", {{0, 10000}, {10, 10000}});  // 10 Gbit/s
+  auto recs = RunClient("bi", trace.path(), 5, {"--verify"});
+  ASSERT_EQ(recs.size(), 5u);
+  for (auto& r : recs) {
+    SCOPED_TRACE(r.dump());
+    EXPECT_EQ(r["boundary"].get<int>(), 0);
+    EXPECT_EQ(r["completed_on"], "edge");
+    EXPECT_EQ(r["bytes_sent"].get<uint64_t>(), 3u * 64 * 64 * 4);
+    EXPECT_LE(r["max_abs_diff"].get<double>(), 1e-5);
+    EXPECT_GT(r["cost"]["edge"].get<double>(), 0.0);
+  }
+}
+
+TEST_F(LiveSplitTest, DeadChannelRunsEverythingLocally) {
+  ASSERT_GT(server_->port(), 0) << server_->first_line();
+  TraceFile trace("dead", {{0, 0}, {10, 0}});
+  for (std::string policy : {"bi", "ola", "greedy", "neurosurgeon"}) {
+    auto recs = RunClient(policy, trace.path(), 3);
+    ASSERT_EQ(recs.size(), 3u) << policy;
+    for (auto& r : recs) {
+      SCOPED_TRACE(r.dump());
+      EXPECT_EQ(r["boundary"].get<int>(), kResnetUnits);
+      EXPECT_EQ(r["completed_on"], "local");
+      EXPECT_EQ(r["bytes_sent"].get<uint64_t>(), 0u);
+      EXPECT_EQ(r["cost"]["transfer"].get<double>(), 0.0);
+    }
+  }
+}
+
+// The channel alternates: 0.25 s at 1 Gbit/s, 0.25 s at 0.2 Mbit/s (where the 48 KiB input takes
+// 2 s). Inferences that start in the good phase offload at 0; those that start in the bad phase
+// run units locally until the channel turns good again (or all of them).
+TEST_F(LiveSplitTest, ChannelTurningBadMakesBiRunMoreUnitsLocally) {
+  ASSERT_GT(server_->port(), 0) << server_->first_line();
+  std::vector<std::pair<double, double>> samples;
+  for (int i = 0; i < 40; ++i) {
+    samples.push_back({0.5 * i, 1000});
+    samples.push_back({0.5 * i + 0.25, 0.2});
+  }
+  samples.push_back({20.0, 1000});
+  TraceFile trace("switch", samples);
+  auto recs = RunClient("bi", trace.path(), 100);
+  ASSERT_EQ(recs.size(), 100u);
+  int good = 0, bad = 0;
+  double good_sum = 0, bad_sum = 0;
+  for (auto& r : recs) {
+    SCOPED_TRACE(r.dump());
+    const double rate = r["channel_states"][0]["rate_bps"].get<double>();
+    const int k = r["boundary"].get<int>();
+    if (rate >= 500e6) {  // the whole observation window was good
+      ++good;
+      good_sum += k;
+      EXPECT_EQ(k, 0);
+    } else if (rate <= 1e6) {  // the whole window was bad
+      ++bad;
+      bad_sum += k;
+      EXPECT_GT(k, 0);
+    }
+  }
+  ASSERT_GT(good, 0);
+  ASSERT_GT(bad, 0);
+  EXPECT_GT(bad_sum / bad, good_sum / good);
+}
+
+// The uplink is paced to the emulated rate: 48 KiB at 10 Mbit/s take 39 ms; at --time-scale 2 the
+// trace runs twice as fast, so half that.
+TEST_F(LiveSplitTest, TransferTimeFollowsTheEmulatedRate) {
+  ASSERT_GT(server_->port(), 0) << server_->first_line();
+  TraceFile trace("10mbps", {{0, 10}, {10, 10}});
+  const double expected_ms = 3.0 * 64 * 64 * 4 * 8 / 10e6 * 1e3;
+  for (double scale : {1.0, 2.0}) {
+    auto recs = RunClient("edge", trace.path(), 3, {"--time-scale", std::to_string(scale)});
+    ASSERT_EQ(recs.size(), 3u);
+    for (auto& r : recs) {
+      SCOPED_TRACE(r.dump());
+      EXPECT_EQ(r["boundary"].get<int>(), 0);
+      EXPECT_GE(r["transfer_ms"].get<double>(), expected_ms / scale - 0.5);
+      EXPECT_LT(r["transfer_ms"].get<double>(), expected_ms / scale + 25.0);
+      EXPECT_NEAR(r["cost"]["transfer"].get<double>(), r["transfer_ms"].get<double>() / 1000.0,
+                  1e-12);
+    }
+  }
+}
+
+}  // namespace
+}  // namespace splitinfer
