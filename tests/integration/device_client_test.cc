@@ -7,6 +7,7 @@
 #include <set>
 
 #include "common/frame_io.h"
+#include "device/edge_client.h"
 #include "tests/integration/child_process.h"
 #include "tests/integration/test_models.h"
 
@@ -129,6 +130,31 @@ TEST(DeviceClientTest, KillingTheServerMidRunLosesNoInference) {
   }
   EXPECT_GE(on_edge, 10);
   EXPECT_GT(fallback, 0);
+}
+
+TEST(EdgeServerLifecycleTest, SigtermStopsCleanlyWithConnectionsOpen) {
+  std::vector<std::string> sargs{"--models", "mlp", "--cpu"};
+  for (auto& a : testing::SmallZooArgs()) sargs.push_back(a);
+  EdgeServerProcess server(sargs);
+  ASSERT_GT(server.port(), 0) << server.first_line();
+  EdgeClientOptions o;
+  o.port = static_cast<uint16_t>(server.port());
+  EdgeClient idle(o), busy(o);
+  ASSERT_TRUE(idle.Connect().ok());
+  ASSERT_TRUE(busy.Connect().ok());
+  wire::InferRequest req;
+  req.set_request_id(1);
+  req.set_model("mlp");
+  ASSERT_TRUE(busy.SendRequest(req, at::zeros({1, 64})).ok());
+  ASSERT_TRUE(busy.ReadReply().ok());
+
+  const auto t0 = std::chrono::steady_clock::now();
+  server.process().Kill(SIGTERM);
+  EXPECT_EQ(server.process().Wait(), 0);  // exit status 0: a clean stop, not a crash
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, 10s);
+  // The connections were closed by the server, not left hanging.
+  auto r = idle.ReadReply();
+  EXPECT_EQ(r.status().code(), StatusCode::kUnavailable) << r.status();
 }
 
 TEST(DeviceClientTest, BadArgumentsGetAClearError) {
