@@ -84,6 +84,7 @@ struct Inference {
   double device_ms = 0, send_ms = 0;
   double device_s = 0;  // time spent running units here (slowdown included), fallback too
   int first_state = -1, stop_state = -1;
+  double decision_us = 0;       // live: time spent observing the state and asking the policy
   json states = json::array();  // live: the channel state at each boundary visited
   Clock::time_point sent;
   uint64_t bytes_sent = 0;
@@ -191,15 +192,18 @@ class Runner {
     int l = 0;
     for (;; ++l) {
       // Emulated bit/s: the emulated state (perfect CSI) or the recent goodput (estimated).
+      const auto t_decide = Clock::now();
       const double rate = live_.goodput ? live_.goodput->RateBps() : live_.uplink->ObservedRate();
       const int s = d.StateOf(rate);
       if (l == 0) inf.first_state = s;
+      const bool stop = l >= h || d.Stop(l, s, inf.first_state);
+      inf.decision_us += std::chrono::duration<double, std::micro>(Clock::now() - t_decide).count();
       inf.stop_state = s;
       inf.states.push_back({{"boundary", l},
                             {"t_s", live_.uplink->NowEmulated()},
                             {"rate_bps", rate},
                             {"state", s}});
-      if (l >= h || d.Stop(l, s, inf.first_state)) break;
+      if (stop) break;
       x = RunUnits(x, l, l + 1, &inf);
     }
     inf.split = static_cast<size_t>(l);
@@ -322,6 +326,7 @@ class Runner {
     (*r)["policy"] = live_.decision->policy_name();
     (*r)["boundary"] = inf.split;
     (*r)["channel_states"] = inf.states;
+    (*r)["decision_us"] = inf.decision_us;
     (*r)["device_time_ms"] = inf.device_s * 1000.0;
     (*r)["device_energy_j"] = device_j;
     (*r)["transfer_ms"] = transfer_s * 1000.0;

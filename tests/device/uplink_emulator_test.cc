@@ -63,5 +63,18 @@ TEST(UplinkEmulatorTest, SeriesFromEverySpecKind) {
   EXPECT_FALSE(MakeEmulatedSeries(*missing, o).ok());
 }
 
+TEST(GoodputEstimatorTest, PriorThenBitsOverTimeOfTheLastUploads) {
+  GoodputEstimator g(2, 5e6);
+  EXPECT_EQ(g.RateBps(), 5e6);
+  g.Add(1e6, 1.0);
+  EXPECT_DOUBLE_EQ(g.RateBps(), 1e6);
+  g.Add(3e6, 1.0);
+  EXPECT_DOUBLE_EQ(g.RateBps(), 2e6);  // 4 Mbit in 2 s
+  g.Add(9e6, 1.0);                     // the first upload leaves the window
+  EXPECT_DOUBLE_EQ(g.RateBps(), 6e6);
+  g.Add(1e6, 0.0);  // ignored: no time
+  EXPECT_EQ(g.samples(), 2u);
+}
+
 }  // namespace
 }  // namespace splitinfer

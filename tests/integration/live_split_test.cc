@@ -197,5 +197,23 @@ TEST_F(LiveSplitTest, TransferTimeFollowsTheEmulatedRate) {
   }
 }
 
+TEST(LiveSplitArgsTest, BadPolicyArgumentsGetAClearError) {
+  auto run = [](std::vector<std::string> extra) {
+    std::vector<std::string> args{std::string(SPLITINFER_BIN_DIR) + "/device_client", "--json",
+                                  "--model", "mlp"};
+    for (auto& a : testing::SmallZooArgs()) args.push_back(a);
+    args.insert(args.end(), extra.begin(), extra.end());
+    ChildProcess client(args);
+    EXPECT_TRUE(client.ReadAll(30s).empty());
+    return client.Wait();
+  };
+  EXPECT_EQ(run({"--policy", "bi"}), 2);  // no --channel
+  EXPECT_EQ(run({"--policy", "nope", "--channel", "rayleigh:snr_db=10"}), 2);
+  EXPECT_EQ(run({"--policy", "fixed:99", "--channel", "rayleigh:snr_db=10"}), 2);
+  EXPECT_EQ(run({"--policy", "bi", "--channel", "wobbly:snr_db=10"}), 2);
+  EXPECT_EQ(run({"--policy", "bi", "--channel", "trace:/nonexistent/trace"}), 2);
+  EXPECT_NE(run({"--policy", "bi", "--split", "0", "--channel", "rayleigh:snr_db=10"}), 0);
+}
+
 }  // namespace
 }  // namespace splitinfer
