@@ -77,6 +77,7 @@ Status BlockingConnection::WriteFrame(const OutgoingFrame& frame, Duration timeo
   if (!socket_.is_open()) return UnavailableError("write on a closed connection");
   if (pacer != nullptr) {
     const size_t chunk = std::max<size_t>(1, pacer->ChunkBytes());
+    pacer->BeginFrame();
     for (const asio::const_buffer& b : FrameBuffers(frame)) {
       const auto* p = static_cast<const uint8_t*>(b.data());
       for (size_t off = 0; off < b.size(); off += chunk) {
@@ -87,21 +88,18 @@ Status BlockingConnection::WriteFrame(const OutgoingFrame& frame, Duration timeo
     }
     return Status::Ok();
   }
-  boost::system::error_code result = asio::error::would_block;
-  asio::async_write(socket_, FrameBuffers(frame),
-                    [&](const boost::system::error_code& e, size_t) { result = e; });
-  if (!RunFor(timeout)) return DeadlineExceededError("frame write timed out");
-  if (result) {
-    Close();
-    return FromErrorCode(result, "write");
-  }
-  return Status::Ok();
+  return WriteBuffers(FrameBuffers(frame), timeout);
 }
 
 Status BlockingConnection::WriteRaw(const void* data, size_t size, Duration timeout) {
   if (!socket_.is_open()) return UnavailableError("write on a closed connection");
+  return WriteBuffers(asio::buffer(data, size), timeout);
+}
+
+template <typename ConstBufferSequence>
+Status BlockingConnection::WriteBuffers(const ConstBufferSequence& buffers, Duration timeout) {
   boost::system::error_code result = asio::error::would_block;
-  asio::async_write(socket_, asio::buffer(data, size),
+  asio::async_write(socket_, buffers,
                     [&](const boost::system::error_code& e, size_t) { result = e; });
   if (!RunFor(timeout)) return DeadlineExceededError("write timed out");
   if (result) {

@@ -23,12 +23,13 @@ namespace asio = boost::asio;
 using tcp = asio::ip::tcp;
 
 // Paces writes (uplink emulation, device/uplink_emulator.h). A paced frame is written in chunks
-// of at most ChunkBytes(); Acquire(n) blocks until the emulated link has carried the next n bytes.
-// Called only from the thread that writes.
+// of at most ChunkBytes(): BeginFrame() once, then Acquire(n) before each chunk blocks until the
+// emulated link has carried those n bytes. Called only from the thread that writes.
 class WritePacer {
  public:
   virtual ~WritePacer() = default;
   virtual size_t ChunkBytes() const = 0;
+  virtual void BeginFrame() = 0;
   // kUnavailable when the emulated link cannot carry the bytes (e.g. a dead channel).
   virtual Status Acquire(size_t bytes) = 0;
 };
@@ -73,6 +74,9 @@ class BlockingConnection {
   // closes the socket (which completes the operation with operation_aborted).
   bool RunFor(Duration timeout);
 
+  // One gather-write of `buffers` within `timeout` (defined and used in frame_io.cc only).
+  template <typename ConstBufferSequence>
+  Status WriteBuffers(const ConstBufferSequence& buffers, Duration timeout);
   // Waits for an async read of `buf` (at least `min_bytes`); sets *got.
   Status ReadAtLeast(asio::mutable_buffer buf, size_t min_bytes, Duration timeout, size_t* got);
 

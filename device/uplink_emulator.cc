@@ -109,9 +109,13 @@ double UplinkEmulator::TransferSeconds(double t, double bits) const {
   }
 }
 
+void UplinkEmulator::BeginFrame() { link_free_at_ = std::max(link_free_at_, NowEmulated()); }
+
 Status UplinkEmulator::Acquire(size_t bytes) {
-  const double now = NowEmulated();
-  const double start = std::max(now, link_free_at_);
+  // The chunks of one frame follow each other on the link without gaps: the device holds the
+  // whole tensor, so time lost between chunks (the socket write, sleep overshoot) is the
+  // emulator's, not the channel's, and the next chunk makes it up.
+  const double start = link_free_at_;
   const double took = TransferSeconds(start, 8.0 * static_cast<double>(bytes));
   if (!std::isfinite(took))
     return UnavailableError("emulated uplink carries nothing (dead channel)");

@@ -2,12 +2,14 @@
 // (a fading model or a measured trace), in emulated time = time_scale x wall time since Start().
 //
 // It paces the device's request frames (a WritePacer, hooked into BlockingConnection::WriteFrame
-// through EdgeClientOptions::uplink_pacer): before each chunk goes on the socket, Acquire() waits
-// until the emulated link would have finished carrying it, the link serving one chunk after the
-// other (a token bucket with no burst allowance). So the transfer time of s bytes is the time the
-// series needs to carry 8 s bits from the moment the send starts, scaled back to wall time.
-// ObservedRate() is the state a device with perfect CSI sees: the series' mean rate over the last
-// `observe_window_s` of emulated time.
+// through EdgeClientOptions::uplink_pacer): a frame starts on the link when the link is free
+// (BeginFrame: max(now, end of the previous frame)), its chunks follow without gaps, and before
+// each chunk goes on the socket Acquire() sleeps until the emulated link would have finished
+// carrying it. Time lost between chunks (the write itself, sleep overshoot) is made up by the
+// next chunk, not added to the transfer, so the transfer time of s bytes is the time the series
+// needs to carry 8 s bits from the moment the send starts, scaled back to wall time.
+// ObservedRate() is the state a device with perfect CSI sees: the series' mean rate over the
+// last `observe_window_s` of emulated time.
 //
 // Thread safety: one thread (the one that owns the EdgeClient) uses an UplinkEmulator.
 #pragma once
@@ -57,6 +59,7 @@ class UplinkEmulator final : public WritePacer {
   const decision::RateSeries& series() const { return series_; }
 
   size_t ChunkBytes() const override { return chunk_bytes_; }
+  void BeginFrame() override;
   Status Acquire(size_t bytes) override;
 
  private:

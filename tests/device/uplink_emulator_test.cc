@@ -39,6 +39,7 @@ TEST(UplinkEmulatorTest, AcquirePacesToTheEmulatedRate) {
   for (double scale : {1.0, 4.0}) {
     UplinkEmulator u(Series({8e6}, 0.005), scale, 0.005, 10000);
     u.Start();
+    u.BeginFrame();
     const auto t = std::chrono::steady_clock::now();
     for (int i = 0; i < 10; ++i) ASSERT_TRUE(u.Acquire(10000).ok());
     const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
