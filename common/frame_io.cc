@@ -58,11 +58,11 @@ Status BlockingConnection::Connect(const std::string& host, uint16_t port, Durat
   auto endpoints = resolver.resolve(host, std::to_string(port), ec);
   if (ec) return UnavailableError("cannot resolve " + host + ": " + ec.message());
   boost::system::error_code result = asio::error::would_block;
-  asio::async_connect(socket_, endpoints,
-                      [&](const boost::system::error_code& e, const tcp::endpoint&) { result = e; });
+  asio::async_connect(
+      socket_, endpoints,
+      [&](const boost::system::error_code& e, const tcp::endpoint&) { result = e; });
   if (!RunFor(timeout)) {
-    return DeadlineExceededError("connect to " + host + ":" + std::to_string(port) +
-                                 " timed out");
+    return DeadlineExceededError("connect to " + host + ":" + std::to_string(port) + " timed out");
   }
   if (result) {
     Close();
@@ -109,8 +109,8 @@ Status BlockingConnection::WriteBuffers(const ConstBufferSequence& buffers, Dura
   return Status::Ok();
 }
 
-Status BlockingConnection::ReadAtLeast(asio::mutable_buffer buf, size_t min_bytes,
-                                       Duration timeout, size_t* got) {
+Status BlockingConnection::ReadAtLeast(asio::mutable_buffer buf, size_t min_bytes, Duration timeout,
+                                       size_t* got) {
   boost::system::error_code result = asio::error::would_block;
   asio::async_read(socket_, buf, asio::transfer_at_least(min_bytes),
                    [&](const boost::system::error_code& e, size_t n) {

@@ -30,14 +30,6 @@
 namespace splitinfer {
 namespace {
 
-std::string ShapeString(const std::vector<int64_t>& s) {
-  std::ostringstream os;
-  os << "[";
-  for (size_t i = 0; i < s.size(); ++i) os << (i ? "," : "") << s[i];
-  os << "]";
-  return os.str();
-}
-
 // --- Modules that Sequential cannot express -------------------------------------------------
 
 // ResNet basic block: relu(bn2(conv2(relu(bn1(conv1(x))))) + shortcut(x)).

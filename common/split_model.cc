@@ -9,8 +9,6 @@
 #include <torch/torch.h>
 
 namespace splitinfer {
-namespace {
-
 std::string ShapeString(at::IntArrayRef sizes) {
   std::ostringstream os;
   os << "[";
@@ -18,8 +16,6 @@ std::string ShapeString(at::IntArrayRef sizes) {
   os << "]";
   return os.str();
 }
-
-}  // namespace
 
 std::string BatchShapeString(const std::vector<int64_t>& sample_shape) {
   std::ostringstream os;

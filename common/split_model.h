@@ -83,6 +83,8 @@ std::string DeviceName(const at::Device& d);
 // Waits until queued work on `d` has finished (a no-op on the CPU). Timers call it before
 // reading the clock, since CUDA kernels run asynchronously.
 void SynchronizeDevice(const at::Device& d);
+// "[64,8,8]" for shape {64, 8, 8}.
+std::string ShapeString(at::IntArrayRef sizes);
 // "[N,64,8,8]" for shape {64, 8, 8} (the batch dimension written as N).
 std::string BatchShapeString(const std::vector<int64_t>& sample_shape);
 

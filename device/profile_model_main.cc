@@ -87,14 +87,6 @@ UnitTiming TimeUnit(const SplitModel& model, size_t unit, const at::Tensor& x,
 // decimal form, so 0.1137 prints as 0.1137.
 double Round4(double v) { return std::round(v * 1e4) / 1e4; }
 
-std::string ShapeString(const std::vector<int64_t>& s) {
-  std::ostringstream os;
-  os << "[";
-  for (size_t i = 0; i < s.size(); ++i) os << (i ? "," : "") << s[i];
-  os << "]";
-  return os.str();
-}
-
 std::string HostName() {
   char buf[256] = {};
   if (gethostname(buf, sizeof(buf) - 1) != 0) return "unknown";
