@@ -332,6 +332,10 @@ class Session : public std::enable_shared_from_this<Session> {
   void OnWrite(const boost::system::error_code& ec) {
     writing_ = false;
     write_timer_.cancel();
+    if (closed_) {  // Close() kept the frame alive for this write; drop it all now
+      write_queue_.clear();
+      return;
+    }
     if (ec) return Close("write failed: " + ec.message());
     write_queue_.pop_front();
     if (!write_queue_.empty()) return DoWrite();
@@ -360,7 +364,8 @@ class Session : public std::enable_shared_from_this<Session> {
     boost::system::error_code ignored;
     socket_.shutdown(tcp::socket::shutdown_both, ignored);
     socket_.close(ignored);
-    write_queue_.clear();
+    // A write in progress still owns the front frame's buffers until OnWrite runs.
+    if (!writing_) write_queue_.clear();
   }
 
   tcp::socket socket_;
