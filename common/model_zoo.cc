@@ -244,6 +244,22 @@ int64_t MakeDivisible(double v, int64_t divisor = 8) {
 torch::nn::ReLU Relu() { return torch::nn::ReLU(torch::nn::ReLUOptions().inplace(true)); }
 torch::nn::ReLU6 Relu6() { return torch::nn::ReLU6(torch::nn::ReLU6Options().inplace(true)); }
 
+// The AlexNet/VGG classifier: adaptive average pool to pool x pool, then fc6, fc7 (width
+// 4096 x width_mult, ReLU) and fc8, one unit each.
+void AddFcHead(ChainBuilder& b, const ZooOptions& o, int64_t pool) {
+  const int64_t hidden = Scaled(4096, o.width_mult);
+  b.BeginUnit("fc6");
+  b.Add(b.AdaptiveAvgPool(pool));
+  b.Add(b.Flatten());
+  b.Add(b.Linear(hidden));
+  b.Add(Relu());
+  b.BeginUnit("fc7");
+  b.Add(b.Linear(hidden));
+  b.Add(Relu());
+  b.BeginUnit("fc8");
+  b.Add(b.Linear(o.num_classes));
+}
+
 // torchvision.models.alexnet: conv1..conv5 (pools fused into conv1, conv2, conv5), fc6..fc8.
 void BuildAlexNet(ChainBuilder& b, const ZooOptions& o) {
   const double m = o.width_mult;
@@ -263,17 +279,7 @@ void BuildAlexNet(ChainBuilder& b, const ZooOptions& o) {
     b.Add(Relu());
     if (c.pool) b.Add(b.MaxPool(3, 2));
   }
-  const int64_t hidden = Scaled(4096, m);
-  b.BeginUnit("fc6");
-  b.Add(b.AdaptiveAvgPool(6));
-  b.Add(b.Flatten());
-  b.Add(b.Linear(hidden));
-  b.Add(Relu());
-  b.BeginUnit("fc7");
-  b.Add(b.Linear(hidden));
-  b.Add(Relu());
-  b.BeginUnit("fc8");
-  b.Add(b.Linear(o.num_classes));
+  AddFcHead(b, o, /*pool=*/6);
 }
 
 // torchvision.models.vgg16 (configuration D, no batch norm): 13 conv units named conv<stage>_<i>
@@ -289,17 +295,7 @@ void BuildVgg16(ChainBuilder& b, const ZooOptions& o) {
       if (i + 1 == stages[s][1]) b.Add(b.MaxPool(2, 2));
     }
   }
-  const int64_t hidden = Scaled(4096, m);
-  b.BeginUnit("fc6");
-  b.Add(b.AdaptiveAvgPool(7));
-  b.Add(b.Flatten());
-  b.Add(b.Linear(hidden));
-  b.Add(Relu());
-  b.BeginUnit("fc7");
-  b.Add(b.Linear(hidden));
-  b.Add(Relu());
-  b.BeginUnit("fc8");
-  b.Add(b.Linear(o.num_classes));
+  AddFcHead(b, o, /*pool=*/7);
 }
 
 void AddBasicBlock(ChainBuilder& b, int64_t planes, int64_t stride) {

@@ -6,8 +6,7 @@ namespace splitinfer {
 
 Status EdgeClient::Connect() {
   handshake_done_ = false;
-  SPLITINFER_RETURN_IF_ERROR(
-      conn_.Connect(options_.host, options_.port, options_.connect_timeout));
+  SPLITINFER_RETURN_IF_ERROR(conn_.Connect(options_.host, options_.port, options_.connect_timeout));
   wire::Hello hello;
   hello.set_protocol_version(kProtocolVersion);
   hello.set_client_name(options_.client_name);
@@ -41,7 +40,8 @@ Status EdgeClient::Connect() {
   }
   if (server_info_.code() != wire::OK) {
     conn_.Close();
-    return Status(FromWireCode(server_info_.code()), "handshake refused: " + server_info_.message());
+    return Status(FromWireCode(server_info_.code()),
+                  "handshake refused: " + server_info_.message());
   }
   handshake_done_ = true;
   return Status::Ok();
