@@ -65,20 +65,20 @@ class BadInputTest : public ::testing::Test {
     return r;
   }
 
-  static wire::ErrorReply ReadError(BlockingConnection& c) {
+  // Reads one frame, expects it to be of `type`, and parses its metadata as a Msg.
+  template <typename Msg>
+  static Msg ReadAs(BlockingConnection& c, MessageType type) {
     Reply r = Read(c);
-    EXPECT_EQ(r.header.type, MessageType::kError);
-    wire::ErrorReply e;
-    EXPECT_TRUE(e.ParseFromString(r.meta));
-    return e;
+    EXPECT_EQ(r.header.type, type);
+    Msg m;
+    EXPECT_TRUE(m.ParseFromString(r.meta));
+    return m;
   }
-
+  static wire::ErrorReply ReadError(BlockingConnection& c) {
+    return ReadAs<wire::ErrorReply>(c, MessageType::kError);
+  }
   static wire::InferReply ReadInferReply(BlockingConnection& c) {
-    Reply r = Read(c);
-    EXPECT_EQ(r.header.type, MessageType::kInferReply);
-    wire::InferReply e;
-    EXPECT_TRUE(e.ParseFromString(r.meta));
-    return e;
+    return ReadAs<wire::InferReply>(c, MessageType::kInferReply);
   }
 
   // The server closed this connection: a read ends with kUnavailable (EOF), not a timeout.
