@@ -111,7 +111,7 @@ Result<World> RayleighWorld(const CostModel& cost, const ChannelSpec& ch, const 
 
 Result<World> SeriesWorld(const CostModel& cost, const ChannelSpec& ch, const SimOptions& o) {
   RateSeries series;
-  bool markov = ch.kind != ChannelSpec::Kind::kTrace;
+  const bool markov = ch.kind != ChannelSpec::Kind::kTrace;
   if (ch.kind == ChannelSpec::Kind::kGaussMarkov) {
     GaussMarkovOptions g;
     g.snr_db = ch.snr_db;
@@ -139,105 +139,26 @@ Result<World> SeriesWorld(const CostModel& cost, const ChannelSpec& ch, const Si
                                 ": series too short to fit on one part and score on "
                                 "another (" +
                                 std::to_string(total) + " steps)");
-  auto fit = std::make_shared<RateSeries>(series.Slice(0, cut));
-  auto score = std::make_shared<RateSeries>(series.Slice(cut, total));
-  const size_t window = std::max<size_t>(1, std::lround(o.observe_window_s / o.grid_s));
-  const std::vector<double> obs_fit = fit->ObservedRates(window);
-  auto obs_score = std::make_shared<std::vector<double>>(score->ObservedRates(window));
-  Result<ChannelLaw> law = DiscretizeEmpirical(obs_fit, o.num_states);
-  if (!law.ok()) return law.status().WithPrefix(ch.text + ": ");
-  // Optional second coordinate of the state: the rate over a long window.
-  const size_t long_window =
-      o.long_window_s > 0 ? std::max<size_t>(1, std::lround(o.long_window_s / o.grid_s)) : 0;
-  std::shared_ptr<ChannelLaw> long_law;
-  std::vector<double> obs_fit_long;
-  auto obs_score_long = std::make_shared<std::vector<double>>();
-  if (long_window > 0) {
-    obs_fit_long = fit->ObservedRates(long_window);
-    *obs_score_long = score->ObservedRates(long_window);
-    Result<ChannelLaw> ll = DiscretizeEmpirical(obs_fit_long, o.long_states);
-    if (!ll.ok()) return ll.status().WithPrefix(ch.text + ": ");
-    long_law = std::make_shared<ChannelLaw>(std::move(*ll));
-  }
-  const int kl = long_law ? long_law->num_states() : 1;
-  const int n = cost.num_units(), k = law->num_states() * kl;
-  // Boundary l happens lag[l] grid steps after boundary 0 (device compute time, cumulative).
-  auto lag = std::make_shared<std::vector<size_t>>(n + 1, 0);
-  double t = 0.0;
-  for (int l = 1; l <= n; ++l) {
-    t += cost.DeviceTime(l);
-    (*lag)[l] = static_cast<size_t>(std::lround(t / o.grid_s));
-  }
-  std::vector<int> states_fit(obs_fit.size());
-  for (size_t i = 0; i < obs_fit.size(); ++i)
-    states_fit[i] =
-        law->StateOf(obs_fit[i]) * kl + (long_law ? long_law->StateOf(obs_fit_long[i]) : 0);
-  auto short_law = std::make_shared<ChannelLaw>(*law);
-  if (long_law) {
-    // A product law: state s_short * kl + s_long. Its edges are placeholders (StateOf is not
-    // used on it; the simulator computes the pair itself), rates are the short-window ones.
-    ChannelLaw product;
-    product.iid = true;
-    product.rate_bps.resize(k);
-    product.stationary = Eigen::VectorXd::Zero(k);
-    product.edges_bps.assign(k - 1, 0.0);
-    for (int s = 0; s < k; ++s) product.rate_bps(s) = law->rate_bps(s / kl);
-    for (int s : states_fit) product.stationary(s) += 1.0;
-    product.stationary /= product.stationary.sum();
-    *law = std::move(product);
-  }
-  std::vector<Eigen::MatrixXd> steps;
-  if (markov) {
-    law->iid = false;
-    law->epoch_s = o.grid_s;
-    law->transition = CountTransitions(states_fit, k, 1, law->stationary, 0.0);
-    for (int l = 0; l < n; ++l)
-      steps.push_back(CountTransitions(states_fit, k, static_cast<int>((*lag)[l + 1] - (*lag)[l]),
-                                       law->stationary, 0.0));
-  }
-  // Expected transfer time of s_l bytes given the observed state, learned on the fitting part
-  // (SPEC section 6); the transfer starts at the step after the observation.
-  Eigen::MatrixXd transfer(n + 1, k);
-  if (o.pricing == Pricing::kExpectedTransfer) {
-    TransferClock clock(*fit);
-    const size_t stride = std::max<size_t>(1, obs_fit.size() / 20000);
-    for (int l = 0; l < n; ++l) {
-      Eigen::VectorXd sum = Eigen::VectorXd::Zero(k), count = Eigen::VectorXd::Zero(k);
-      for (size_t i = 0; i < obs_fit.size(); i += stride) {
-        sum(states_fit[i]) += clock.TransferTime(i + 1, cost.Bits(l));
-        count(states_fit[i]) += 1;
-      }
-      for (int s = 0; s < k; ++s)
-        transfer(l, s) = count(s) > 0 ? sum(s) / count(s) : cost.Bits(l) / fit->MeanRate();
-    }
-  } else {
-    for (int l = 0; l < n; ++l)
-      for (int s = 0; s < k; ++s) transfer(l, s) = cost.Bits(l) / std::max(law->rate_bps(s), 1.0);
-  }
-  transfer.row(n).setZero();
-  if (!transfer.allFinite()) return InvalidArgumentError(ch.text + ": the trace carries no bits");
-  Result<StoppingProblem> p = BuildProblemWithTransfers(cost, *law, n, transfer, steps);
-  if (!p.ok()) return p.status();
+  SeriesFitOptions fo;
+  fo.num_states = o.num_states;
+  fo.observe_window_s = o.observe_window_s;
+  fo.long_window_s = o.long_window_s;
+  fo.long_states = o.long_states;
+  fo.markov = markov;
+  fo.pricing = o.pricing;
+  Result<SeriesModel> model = SeriesModel::Fit(cost, series.Slice(0, cut), fo, ch.text);
+  if (!model.ok()) return model.status();
+  auto shared = std::make_shared<const SeriesModel>(std::move(*model));
+  auto score = std::make_shared<const ScoredSeries>(series.Slice(cut, total), shared->window(),
+                                                    shared->long_window());
   World w;
-  w.problem = std::move(*p);
+  w.problem = shared->problem();
   w.terminal_rows = w.problem.stop_cost;
-  w.mean_rate = fit->MeanRate();
-  auto clock = std::make_shared<TransferClock>(*score);
+  w.mean_rate = shared->fit_mean_rate_bps();
   const size_t len = score->size();
-  w.draw = [&cost, short_law, long_law, kl, obs_score, obs_score_long, clock, lag, len,
-            n](std::mt19937_64& rng) {
+  w.draw = [&cost, shared, score, len](std::mt19937_64& rng) {
     std::uniform_int_distribution<size_t> start(0, len - 1);
-    const size_t i0 = start(rng);
-    Episode e;
-    e.state.resize(n + 1);
-    e.stop_cost.resize(n + 1);
-    for (int l = 0; l <= n; ++l) {
-      const size_t i = (i0 + (*lag)[l]) % len;
-      e.state[l] = short_law->StateOf((*obs_score)[i]) * kl +
-                   (long_law ? long_law->StateOf((*obs_score_long)[i]) : 0);
-      e.stop_cost[l] = cost.StopCostForTransfer(l, clock->TransferTime(i + 1, cost.Bits(l)));
-    }
-    return e;
+    return score->EpisodeAt(cost, *shared, start(rng));
   };
   return w;
 }
@@ -257,6 +178,119 @@ std::string KindName(ChannelSpec::Kind k) {
 }
 
 }  // namespace
+
+Result<SeriesModel> SeriesModel::Fit(const CostModel& cost, const RateSeries& fit,
+                                     const SeriesFitOptions& o, const std::string& what) {
+  if (!(fit.dt_s > 0) || fit.size() == 0)
+    return InvalidArgumentError(what + ": empty series to fit on");
+  if (o.num_states < 1 || o.long_states < 1 || !(o.observe_window_s >= 0) ||
+      !(o.long_window_s >= 0))
+    return InvalidArgumentError(what + ": bad series fit options");
+  SeriesModel m;
+  m.grid_s_ = fit.dt_s;
+  m.window_ = std::max<size_t>(1, std::lround(o.observe_window_s / fit.dt_s));
+  const std::vector<double> obs_fit = fit.ObservedRates(m.window_);
+  Result<ChannelLaw> law = DiscretizeEmpirical(obs_fit, o.num_states);
+  if (!law.ok()) return law.status().WithPrefix(what + ": ");
+  // Optional second coordinate of the state: the rate over a long window.
+  m.long_window_ =
+      o.long_window_s > 0 ? std::max<size_t>(1, std::lround(o.long_window_s / fit.dt_s)) : 0;
+  std::vector<double> obs_fit_long;
+  if (m.long_window_ > 0) {
+    obs_fit_long = fit.ObservedRates(m.long_window_);
+    Result<ChannelLaw> ll = DiscretizeEmpirical(obs_fit_long, o.long_states);
+    if (!ll.ok()) return ll.status().WithPrefix(what + ": ");
+    m.long_law_ = std::move(*ll);
+  }
+  m.short_law_ = *law;
+  const int kl = m.long_states();
+  const int n = cost.num_units(), k = law->num_states() * kl;
+  // Boundary l happens lag[l] grid steps after boundary 0 (device compute time, cumulative).
+  m.lag_.assign(n + 1, 0);
+  double t = 0.0;
+  for (int l = 1; l <= n; ++l) {
+    t += cost.DeviceTime(l);
+    m.lag_[l] = static_cast<size_t>(std::lround(t / fit.dt_s));
+  }
+  std::vector<int> states_fit(obs_fit.size());
+  for (size_t i = 0; i < obs_fit.size(); ++i)
+    states_fit[i] = m.StateOf(obs_fit[i], m.long_window_ > 0 ? obs_fit_long[i] : 0.0);
+  if (m.long_window_ > 0) {
+    // A product law: state s_short * kl + s_long. Its edges are placeholders (StateOf is not
+    // used on it; SeriesModel::StateOf computes the pair), rates are the short-window ones.
+    ChannelLaw product;
+    product.iid = true;
+    product.rate_bps.resize(k);
+    product.stationary = Eigen::VectorXd::Zero(k);
+    product.edges_bps.assign(k - 1, 0.0);
+    for (int s = 0; s < k; ++s) product.rate_bps(s) = law->rate_bps(s / kl);
+    for (int s : states_fit) product.stationary(s) += 1.0;
+    product.stationary /= product.stationary.sum();
+    *law = std::move(product);
+  }
+  std::vector<Eigen::MatrixXd> steps;
+  if (o.markov) {
+    law->iid = false;
+    law->epoch_s = fit.dt_s;
+    law->transition = CountTransitions(states_fit, k, 1, law->stationary, 0.0);
+    for (int l = 0; l < n; ++l)
+      steps.push_back(CountTransitions(states_fit, k, static_cast<int>(m.lag_[l + 1] - m.lag_[l]),
+                                       law->stationary, 0.0));
+  }
+  // Expected transfer time of s_l bytes given the observed state, learned on the fitting series
+  // (SPEC section 6); the transfer starts at the step after the observation.
+  Eigen::MatrixXd transfer(n + 1, k);
+  if (o.pricing == Pricing::kExpectedTransfer) {
+    TransferClock clock(fit);
+    const size_t stride = std::max<size_t>(1, obs_fit.size() / 20000);
+    for (int l = 0; l < n; ++l) {
+      Eigen::VectorXd sum = Eigen::VectorXd::Zero(k), count = Eigen::VectorXd::Zero(k);
+      for (size_t i = 0; i < obs_fit.size(); i += stride) {
+        sum(states_fit[i]) += clock.TransferTime(i + 1, cost.Bits(l));
+        count(states_fit[i]) += 1;
+      }
+      for (int s = 0; s < k; ++s)
+        transfer(l, s) = count(s) > 0 ? sum(s) / count(s) : cost.Bits(l) / fit.MeanRate();
+    }
+  } else {
+    for (int l = 0; l < n; ++l)
+      for (int s = 0; s < k; ++s) transfer(l, s) = cost.Bits(l) / std::max(law->rate_bps(s), 1.0);
+  }
+  transfer.row(n).setZero();
+  if (!transfer.allFinite()) {
+    if (!o.allow_dead) return InvalidArgumentError(what + ": the trace carries no bits");
+    // +inf transfer times: S_l = +inf, "offloading not allowed" (the horizon row stays 0).
+    for (int l = 0; l < n; ++l)
+      for (int s = 0; s < k; ++s)
+        if (!std::isfinite(transfer(l, s))) transfer(l, s) = std::numeric_limits<double>::infinity();
+  }
+  Result<StoppingProblem> p = BuildProblemWithTransfers(cost, *law, n, transfer, steps);
+  if (!p.ok()) return p.status();
+  m.problem_ = std::move(*p);
+  m.law_ = std::move(*law);
+  m.mean_rate_ = fit.MeanRate();
+  return m;
+}
+
+ScoredSeries::ScoredSeries(RateSeries series, size_t window, size_t long_window)
+    : series_(std::move(series)), clock_(series_) {
+  observed_ = series_.ObservedRates(std::max<size_t>(1, window));
+  if (long_window > 0) observed_long_ = series_.ObservedRates(long_window);
+}
+
+Episode ScoredSeries::EpisodeAt(const CostModel& cost, const SeriesModel& model, size_t i0) const {
+  const int n = cost.num_units();
+  const size_t len = series_.size();
+  Episode e;
+  e.state.resize(n + 1);
+  e.stop_cost.resize(n + 1);
+  for (int l = 0; l <= n; ++l) {
+    const size_t i = (i0 + model.lag()[l]) % len;
+    e.state[l] = model.StateOf(observed_[i], observed_long_.empty() ? 0.0 : observed_long_[i]);
+    e.stop_cost[l] = cost.StopCostForTransfer(l, clock_.TransferTime(i + 1, cost.Bits(l)));
+  }
+  return e;
+}
 
 Result<ChannelSpec> ChannelSpec::Parse(const std::string& text) {
   ChannelSpec spec;

@@ -42,6 +42,76 @@ struct ChannelSpec {
   static Result<ChannelSpec> Parse(const std::string& spec);
 };
 
+// How a rate series becomes a stopping problem (the rate-series engine of the simulator, shared
+// with the live device client so that both run the very same policies).
+struct SeriesFitOptions {
+  int num_states = 16;             // K of the short-window law
+  double observe_window_s = 0.02;  // the device observes the mean rate over this window
+  double long_window_s = 0.0;      // > 0: product state (short, long) as in SimOptions
+  int long_states = 4;
+  bool markov = true;  // Markov transitions at each unit's lag; false: i.i.d. law
+  Pricing pricing = Pricing::kExpectedTransfer;
+  // A series that carries no bits at all: every offload before N is "not allowed" (true) or an
+  // error (false, the simulator's choice: it has nothing to score).
+  bool allow_dead = false;
+};
+
+// The law, pricing and problem fitted on one rate series (SPEC section 6): states are K
+// equal-probability quantiles of the observed (windowed) rates; a Markov law counts transitions
+// between the observations at boundary l and l+1 (lag = the device time of unit l+1 in grid
+// steps); a stop at boundary l in state s is priced at the mean time the series needed to carry
+// s_l bytes, starting one step after an observation in state s. Immutable after Fit().
+class SeriesModel {
+ public:
+  // `what` prefixes error messages (e.g. the channel spec).
+  static Result<SeriesModel> Fit(const CostModel& cost, const RateSeries& fit,
+                                 const SeriesFitOptions& options, const std::string& what);
+
+  const StoppingProblem& problem() const { return problem_; }
+  // The short-window law (its edges map an observed rate to a state).
+  const ChannelLaw& short_law() const { return short_law_; }
+  // The law the problem was built on (the product law with a long window).
+  const ChannelLaw& law() const { return law_; }
+  int long_states() const { return long_law_.num_states() > 0 ? long_law_.num_states() : 1; }
+  // State of an observation: short-window rate (and long-window rate with a long window).
+  int StateOf(double rate_bps, double long_rate_bps = 0.0) const {
+    return short_law_.StateOf(rate_bps) * long_states() +
+           (long_window_ > 0 ? long_law_.StateOf(long_rate_bps) : 0);
+  }
+  size_t window() const { return window_; }            // grid steps
+  size_t long_window() const { return long_window_; }  // grid steps; 0: none
+  // Grid steps from boundary 0 to boundary l (device time of units 1..l), l = 0..N.
+  const std::vector<size_t>& lag() const { return lag_; }
+  double grid_s() const { return grid_s_; }
+  double fit_mean_rate_bps() const { return mean_rate_; }
+
+ private:
+  SeriesModel() = default;
+  StoppingProblem problem_;
+  ChannelLaw short_law_, long_law_, law_;
+  size_t window_ = 1, long_window_ = 0;
+  std::vector<size_t> lag_;
+  double grid_s_ = 0.0, mean_rate_ = 0.0;
+};
+
+// A series episodes are scored on: its observed rates (with the model's windows) and its transfer
+// clock. EpisodeAt(i0) is the channel path of an inference that starts at step i0 (wrapping):
+// the state observed at each boundary and the realized stop cost there (the actual transfer time
+// of s_l bytes on the series, starting one step after the observation).
+class ScoredSeries {
+ public:
+  ScoredSeries(RateSeries series, size_t window, size_t long_window);
+  Episode EpisodeAt(const CostModel& cost, const SeriesModel& model, size_t i0) const;
+  size_t size() const { return series_.size(); }
+  const RateSeries& series() const { return series_; }
+  const std::vector<double>& observed() const { return observed_; }
+
+ private:
+  RateSeries series_;
+  std::vector<double> observed_, observed_long_;
+  TransferClock clock_;
+};
+
 struct SimOptions {
   int episodes = 10000;
   uint64_t seed = 1;
