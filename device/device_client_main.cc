@@ -14,11 +14,15 @@
 // requests are in flight, the client finishes those inferences locally from the tensor it kept
 // and says so in the record ("fallback").
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
 #include <iostream>
+#include <limits>
 #include <map>
 #include <optional>
+#include <sstream>
 #include <thread>
 #include <vector>
 
@@ -66,12 +70,36 @@ struct Config {
   double device_slowdown = 1.0;
 };
 
+// Where an inference's decision table comes from: one fixed LiveDecision (--law prefix|full), or
+// the online re-fitter (--law online), which the client feeds with the CSI reports (one rate per
+// grid step of the emulated series) up to the inference's start.
+class DecisionSource {
+ public:
+  virtual ~DecisionSource() = default;
+  virtual std::shared_ptr<const LiveDecision> At(double emulated_s) = 0;
+};
+
+class FixedDecision final : public DecisionSource {
+ public:
+  explicit FixedDecision(std::shared_ptr<const LiveDecision> d) : d_(std::move(d)) {}
+  std::shared_ptr<const LiveDecision> At(double) override { return d_; }
+
+ private:
+  std::shared_ptr<const LiveDecision> d_;
+};
+
 // What the live mode adds to a run; all null without --policy.
 struct LiveContext {
-  const LiveDecision* decision = nullptr;
+  DecisionSource* source = nullptr;
   UplinkEmulator* uplink = nullptr;
   GoodputEstimator* goodput = nullptr;  // --csi estimated; null: perfect CSI
   const decision::CostOptions* cost = nullptr;
+  // Series channels: the cost model and the whole series in wall time, to put the simulator's
+  // cost and the oracle's for the same channel path beside each realized cost. Null: rayleigh.
+  const decision::CostModel* cost_model = nullptr;
+  const decision::ScoredSeries* scored = nullptr;
+  // Replay: inference i starts at emulated time segment_starts[i]; empty: time runs freely.
+  std::vector<double> segment_starts;
 };
 
 // One inference, from the device's first unit to its result.
@@ -86,6 +114,9 @@ struct Inference {
   int first_state = -1, stop_state = -1;
   double decision_us = 0;       // live: time spent observing the state and asking the policy
   json states = json::array();  // live: the channel state at each boundary visited
+  std::shared_ptr<const LiveDecision> decision;  // live: the table this inference uses
+  double start_emulated_s = 0;                   // live: emulated time of boundary 0
+  int segment = -1;                              // replay: segment index
   Clock::time_point sent;
   uint64_t bytes_sent = 0;
 };
@@ -117,8 +148,19 @@ class Runner {
         inf.input = torch::randn(shape);
       }
       c10::InferenceMode guard;
+      if (live_.source != nullptr) {
+        if (static_cast<size_t>(i) < live_.segment_starts.size()) {
+          live_.uplink->StartAt(live_.segment_starts[i]);
+          inf.segment = i;
+        }
+        const auto t_decide = Clock::now();
+        inf.start_emulated_s = live_.uplink->NowEmulated();
+        inf.decision = live_.source->At(inf.start_emulated_s);
+        inf.decision_us +=
+            std::chrono::duration<double, std::micro>(Clock::now() - t_decide).count();
+      }
       inf.start = Clock::now();
-      if (live_.decision != nullptr) {
+      if (live_.source != nullptr) {
         inf.boundary = RunUntilStop(inf);
         split = inf.split;
       } else {
@@ -186,7 +228,7 @@ class Runner {
   // Live: runs units until the policy stops (or N); sets inf.split. The decision at each
   // boundary is StateOf + a table lookup.
   at::Tensor RunUntilStop(Inference& inf) {
-    const LiveDecision& d = *live_.decision;
+    const LiveDecision& d = *inf.decision;
     const int h = d.horizon();
     at::Tensor x = inf.input;
     int l = 0;
@@ -295,7 +337,7 @@ class Runner {
     r["queue_ms"] = edge ? edge->queue_us / 1000.0 : 0.0;
     r["wait_ms"] = edge ? MsBetween(inf.sent, end) : 0.0;
     r["total_ms"] = MsBetween(inf.start, end);
-    if (live_.decision != nullptr) AddLedger(inf, edge, end, &r);
+    if (live_.source != nullptr) AddLedger(inf, edge, end, &r);
     if (cfg_.verify) {
       c10::InferenceMode guard;
       at::Tensor ref = model_->RunRange(inf.input, 0, model_->num_units());
@@ -323,7 +365,11 @@ class Runner {
     const double device_cost = c.w_energy * device_j + c.w_time * inf.device_s;
     const double transfer_cost = (c.w_energy * c.p_tx_w + c.w_time) * transfer_s;
     const double edge_cost = c.w_time * edge_s;
-    (*r)["policy"] = live_.decision->policy_name();
+    const LiveDecision& d = *inf.decision;
+    (*r)["policy"] = d.policy_name();
+    (*r)["table_generation"] = d.generation();
+    (*r)["start_s"] = inf.start_emulated_s;
+    (*r)["segment"] = inf.segment >= 0 ? json(inf.segment) : json(nullptr);
     (*r)["boundary"] = inf.split;
     (*r)["channel_states"] = inf.states;
     (*r)["decision_us"] = inf.decision_us;
@@ -336,9 +382,25 @@ class Runner {
                     {"transfer", transfer_cost},
                     {"edge", edge_cost},
                     {"total", device_cost + transfer_cost + edge_cost}};
-    (*r)["predicted_cost"] = live_.decision->PredictedCost(inf.first_state);
-    (*r)["predicted_path_cost"] =
-        live_.decision->PathPrice(static_cast<int>(inf.split), inf.stop_state);
+    (*r)["predicted_cost"] = d.PredictedCost(inf.first_state);
+    (*r)["predicted_path_cost"] = d.PathPrice(static_cast<int>(inf.split), inf.stop_state);
+    // The simulator on the same channel path: the episode that starts at this inference's step,
+    // run through the same table (sim), and the clairvoyant oracle's cost on it.
+    (*r)["sim_cost"] = nullptr;
+    (*r)["sim_boundary"] = nullptr;
+    (*r)["oracle_cost"] = nullptr;
+    (*r)["oracle_boundary"] = nullptr;
+    if (live_.scored != nullptr && d.series_model()) {
+      const decision::RateSeries& series = live_.uplink->series();
+      const size_t i0 =
+          static_cast<size_t>(std::floor(inf.start_emulated_s / series.dt_s)) % series.size();
+      const decision::Episode e = live_.scored->EpisodeAt(*live_.cost_model, *d.series_model(), i0);
+      int b = 0;
+      (*r)["sim_cost"] = decision::EpisodeCost(d.problem(), d.policy(), e, &b);
+      (*r)["sim_boundary"] = b;
+      (*r)["oracle_cost"] = decision::OracleEpisodeCost(d.problem(), e, &b);
+      (*r)["oracle_boundary"] = b;
+    }
   }
 
   const Config& cfg_;
@@ -380,6 +442,84 @@ void PrintSummaryRow(const std::vector<json>& recs, bool verify) {
       verify ? (std::to_string(verified) + "/" + std::to_string(recs.size())).c_str() : "-");
 }
 
+// --law online settings (the re-fitter's options; see common/decision/online_law.h).
+struct OnlineSettings {
+  double window_s = 60.0;
+  double refit_every_s = 1.0;
+  double change_threshold = 0.05;
+};
+
+Result<std::unique_ptr<DecisionSource>> MakeOnlineSource(const decision::CostModel&,
+                                                         const LiveDecisionOptions&, bool,
+                                                         const OnlineSettings&,
+                                                         std::shared_ptr<const LiveDecision>,
+                                                         const decision::RateSeries&) {
+  return UnimplementedError("--law online is not built yet");
+}
+
+// One policy's run, summed up from its records.
+struct PolicySummary {
+  std::string name;
+  int n = 0, with_sim = 0, fallbacks = 0;
+  double realized = 0, predicted = 0, sim = 0, oracle = 0, realized_sim_part = 0;
+  double boundary = 0, decision_us = 0, total_ms = 0;
+  uint64_t max_generation = 0;
+  double Mean(double v) const { return n > 0 ? v / n : 0.0; }
+};
+
+PolicySummary Summarize(const std::string& name, const std::vector<json>& recs) {
+  PolicySummary s;
+  s.name = name;
+  for (const json& r : recs) {
+    ++s.n;
+    const double realized = r["cost"]["total"].get<double>();
+    s.realized += realized;
+    s.predicted += r["predicted_cost"].get<double>();
+    s.boundary += r["boundary"].get<double>();
+    s.decision_us += r["decision_us"].get<double>();
+    s.total_ms += r["total_ms"].get<double>();
+    s.fallbacks += !r["fallback"].is_null();
+    s.max_generation = std::max(s.max_generation, r["table_generation"].get<uint64_t>());
+    if (r["sim_cost"].is_number()) {
+      ++s.with_sim;
+      s.sim += r["sim_cost"].get<double>();
+      s.oracle += r["oracle_cost"].get<double>();
+      s.realized_sim_part += realized;
+    }
+  }
+  return s;
+}
+
+void PrintPolicyLine(const PolicySummary& s, const std::string& csi) {
+  std::printf("policy %s, csi %s: %d inferences, mean realized cost %.6g, mean predicted %.6g",
+              s.name.c_str(), csi.c_str(), s.n, s.Mean(s.realized), s.Mean(s.predicted));
+  if (s.with_sim > 0)
+    std::printf(", simulator on the same paths %.6g, oracle %.6g", s.sim / s.with_sim,
+                s.oracle / s.with_sim);
+  std::printf("\n");
+}
+
+// Replay: the policies side by side on the same segments.
+void PrintComparison(const std::vector<PolicySummary>& all) {
+  double best = std::numeric_limits<double>::infinity();
+  for (const PolicySummary& s : all) best = std::min(best, s.Mean(s.realized));
+  std::printf("\n%-13s %5s %11s %8s %11s %9s %11s %9s %9s %7s %8s %10s\n", "policy", "n",
+              "realized", "/best", "simulated", "live/sim", "oracle", "live/orc", "sim/orc",
+              "mean k", "fallback", "decide_us");
+  for (const PolicySummary& s : all) {
+    const double sim = s.with_sim ? s.sim / s.with_sim : NAN;
+    const double oracle = s.with_sim ? s.oracle / s.with_sim : NAN;
+    const double live = s.with_sim ? s.realized_sim_part / s.with_sim : NAN;
+    std::printf("%-13s %5d %11.5g %8.3f %11.5g %9.3f %11.5g %9.3f %9.3f %7.2f %8d %10.2f\n",
+                s.name.c_str(), s.n, s.Mean(s.realized), s.Mean(s.realized) / best, sim, live / sim,
+                oracle, live / oracle, sim / oracle, s.Mean(s.boundary), s.fallbacks,
+                s.Mean(s.decision_us));
+  }
+  std::printf(
+      "realized: mean ledger cost live; simulated: split_sim's cost of the same table on the same "
+      "channel paths; oracle: the clairvoyant cost of those paths under the cost model\n");
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -394,13 +534,18 @@ int main(int argc, char** argv) {
   auto* split_opt =
       app.add_option("--split", cfg.split, "boundary k in 0..N, or 'all' for every k");
   std::string profile_path, cost_config;
-  double w_energy = -1, w_time = -1, grid_ms = 5, window_ms = 0, bandwidth_mhz = 10;
+  double w_energy = -1, w_time = -1, grid_ms = 5, window_ms = 20, bandwidth_mhz = 10;
+  std::string law_mode = "prefix", ledger_path;
+  double fit_fraction = 0.5;
+  int segments = 0;
+  OnlineSettings online;
   int num_states = 16;
   uint64_t channel_seed = 1;
   auto* policy_opt =
       app.add_option("--policy", cfg.policy,
-                     "decide k live: bi|ola|neurosurgeon|greedy|fixed:K|local|edge (needs "
-                     "--channel; replaces --split)")
+                     "decide k live: bi|ola|neurosurgeon|greedy|best-fixed|fixed:K|local|edge "
+                     "(needs --channel; replaces --split); with --segments a comma-separated "
+                     "list or 'all'")
           ->excludes(split_opt);
   app.add_option("--channel", cfg.channel,
                  "emulated uplink, split_sim specs: rayleigh:snr_db=X | "
@@ -419,8 +564,9 @@ int main(int argc, char** argv) {
                  "each device unit takes X times its measured time (a slower board)")
       ->check(CLI::Range(1.0, 1000.0));
   app.add_option("--profile", profile_path,
-                 "profile JSON for the cost model (default: data/profiles/<model>.json for "
-                 "default zoo options, else a profile of the local model)");
+                 "profile JSON for the cost model, or 'local' to profile the model here at "
+                 "start-up (default: data/profiles/<model>.json for default zoo options, else "
+                 "local)");
   app.add_option("--cost-config", cost_config, "cost options JSON (keys of CostOptions)");
   app.add_option("--w-energy", w_energy, "weight of a joule (overrides --cost-config)");
   app.add_option("--w-time", w_time, "weight of a second (overrides --cost-config)");
@@ -429,8 +575,30 @@ int main(int argc, char** argv) {
   app.add_option("--grid-ms", grid_ms, "step of the emulated rate series")
       ->check(CLI::Range(0.1, 10000.0));
   app.add_option("--window-ms", window_ms,
-                 "the device observes the mean rate over this window (0: the current grid step)")
+                 "the device observes the mean rate over this window (as split_sim: 20)")
       ->check(CLI::Range(0.0, 600000.0));
+  app.add_option("--law", law_mode,
+                 "channel law of the policy (series channels): prefix = fitted on the first "
+                 "--fit-fraction of the series, the run starts after it (as split_sim); full = "
+                 "fitted on the whole series, the run starts at 0; online = starts from the "
+                 "prefix law and re-fits a Markov law from the CSI reports of a sliding window "
+                 "in the background")
+      ->check(CLI::IsMember({"prefix", "full", "online"}));
+  app.add_option("--fit-fraction", fit_fraction, "share of the series the prefix law is fitted on")
+      ->check(CLI::Range(0.05, 0.95));
+  app.add_option("--segments", segments,
+                 "replay: one inference per segment, starting at S evenly spaced offsets of the "
+                 "scored part of the series, the same offsets for every policy of --policy")
+      ->check(CLI::Range(0, 100000));
+  app.add_option("--ledger", ledger_path, "also write every JSON record to this file");
+  app.add_option("--online-window-s", online.window_s, "--law online: sliding window (emulated s)")
+      ->check(CLI::Range(0.1, 1e6));
+  app.add_option("--refit-every-s", online.refit_every_s,
+                 "--law online: new CSI reports (emulated s) between re-fits")
+      ->check(CLI::Range(0.001, 1e6));
+  app.add_option("--change-threshold", online.change_threshold,
+                 "--law online: re-solve when the law distance exceeds this")
+      ->check(CLI::Range(0.0, 2.0));
   app.add_option("--bandwidth-mhz", bandwidth_mhz, "Shannon bandwidth (rayleigh, gauss-markov)")
       ->check(CLI::Range(1e-3, 1e5));
   app.add_option("--channel-seed", channel_seed, "seed of generated channels");
@@ -506,12 +674,16 @@ int main(int argc, char** argv) {
       return 2;
     }
   }
-  // Live splitting: cost model, emulated uplink, policy.
-  LiveContext live;
+  // Live splitting: cost model, emulated uplink, one decision source per policy.
   decision::CostOptions cost_options;
+  std::optional<decision::CostModel> cost_model;
   std::unique_ptr<UplinkEmulator> uplink;
-  std::unique_ptr<LiveDecision> live_decision;
-  std::unique_ptr<GoodputEstimator> goodput;
+  std::unique_ptr<decision::ScoredSeries> scored;
+  std::vector<std::string> policies;                     // live: the policies to run
+  std::vector<std::unique_ptr<DecisionSource>> sources;  // one per policy
+  std::vector<double> segment_starts;                    // replay
+  double run_start_s = 0.0;                              // emulated time of the first inference
+  double fallback_prior_bps = 0.0;                       // --csi estimated before any upload
   if (!cfg.policy.empty()) {
     auto fail = [](const Status& st) {
       std::cerr << "device_client: " << st.ToString() << "\n";
@@ -524,12 +696,14 @@ int main(int argc, char** argv) {
         zoo.mlp_width == defaults.mlp_width && zoo.mlp_layers == defaults.mlp_layers;
     const std::string zoo_profile = "data/profiles/" + cfg.model + ".json";
     Result<decision::ModelProfile> profile = NotFoundError("no profile");
-    if (!profile_path.empty()) {
+    if (profile_path == "local") {
+      profile = ProfileLocalModel(**model, 5, cfg.device_slowdown);
+    } else if (!profile_path.empty()) {
       profile = decision::LoadProfile(profile_path);
     } else if (default_zoo && std::filesystem::exists(zoo_profile)) {
       profile = decision::LoadProfile(zoo_profile);
     } else {
-      profile = ProfileLocalModel(**model);
+      profile = ProfileLocalModel(**model, 5, cfg.device_slowdown);
     }
     if (!profile.ok()) return fail(profile.status());
     if (!cost_config.empty()) {
@@ -542,8 +716,21 @@ int main(int argc, char** argv) {
     cost_options.device_slowdown = cfg.device_slowdown;
     Result<decision::CostModel> cost = decision::CostModel::Create(*profile, cost_options);
     if (!cost.ok()) return fail(cost.status());
+    cost_model = std::move(*cost);
     Result<decision::ChannelSpec> spec = decision::ChannelSpec::Parse(cfg.channel);
     if (!spec.ok()) return fail(spec.status());
+    using Kind = decision::ChannelSpec::Kind;
+    const bool is_series = spec->kind != Kind::kRayleigh;
+    const bool markov = spec->kind == Kind::kMarkovFit || spec->kind == Kind::kGaussMarkov;
+    if (law_mode == "online" && (!is_series || cfg.csi != "perfect"))
+      return fail(InvalidArgumentError(
+          "--law online learns from CSI reports: it needs a series channel (trace:, markov-fit:, "
+          "gauss-markov:) and --csi perfect"));
+    if (segments > 0 && !is_series)
+      return fail(InvalidArgumentError(
+          "--segments replays a rate series: use trace:, markov-fit: or gauss-markov:"));
+    if (segments > 0 && cfg.in_flight != 1)
+      return fail(InvalidArgumentError("--segments runs one inference at a time (--in-flight 1)"));
     EmulatedSeriesOptions so;
     so.grid_s = grid_ms * 1e-3;
     so.bandwidth_hz = bandwidth_mhz * 1e6;
@@ -551,37 +738,72 @@ int main(int argc, char** argv) {
     Result<decision::RateSeries> series = MakeEmulatedSeries(*spec, so);
     if (!series.ok()) return fail(series.status());
     if (series->size() == 0) return fail(InvalidArgumentError(cfg.channel + ": empty series"));
-    uplink = std::make_unique<UplinkEmulator>(std::move(*series), cfg.time_scale, window_ms * 1e-3);
-    std::vector<double> observed;
-    {
-      const size_t window = std::max<size_t>(1, std::lround(window_ms / grid_ms));
-      observed = uplink->series().ObservedRates(window);
+    const size_t total = series->size();
+    const double dt = series->dt_s;
+    // The law's fitting part [0, cut) and the part the run (or the replay) uses [begin, total).
+    size_t cut = total, begin = 0;
+    if (is_series && law_mode != "full") {
+      cut = static_cast<size_t>(static_cast<double>(total) * fit_fraction);
+      begin = cut;
+      if (cut < 100 || total - cut < 100)
+        return fail(InvalidArgumentError(
+            cfg.channel + ": series too short to fit the law on one part and run on another (" +
+            std::to_string(total) + " steps of " + std::to_string(dt) + " s; try --law full)"));
+    }
+    run_start_s = static_cast<double>(begin) * dt;
+    for (int j = 0; j < segments; ++j)
+      segment_starts.push_back(
+          dt * static_cast<double>(begin + static_cast<size_t>((j + 0.5) * (total - begin) /
+                                                               static_cast<double>(segments))));
+    // Policies: one, or with --segments a list ("all": split_sim's standard set).
+    if (segments > 0 && cfg.policy == "all") {
+      policies = StandardPolicyNames();
+    } else {
+      std::stringstream in(cfg.policy);
+      for (std::string p; std::getline(in, p, ',');)
+        if (!p.empty()) policies.push_back(p);
+      if (policies.size() != 1 && segments == 0)
+        return fail(InvalidArgumentError("several policies need --segments (replay)"));
     }
     LiveDecisionOptions lo;
-    lo.policy = cfg.policy;
     lo.num_states = num_states;
-    lo.grid_s = so.grid_s;
+    lo.observe_window_s = window_ms * 1e-3;
     lo.bandwidth_hz = so.bandwidth_hz;
     lo.time_scale = cfg.time_scale;
-    Result<std::unique_ptr<LiveDecision>> made = LiveDecision::Create(*cost, *spec, observed, lo);
-    if (!made.ok()) return fail(made.status());
-    live_decision = std::move(*made);
-    copts.uplink_pacer = uplink.get();
-    live.decision = live_decision.get();
-    live.uplink = uplink.get();
-    live.cost = &cost_options;
-    if (cfg.csi == "estimated") {
-      double mean = 0;
-      for (double r : observed) mean += r;
-      goodput = std::make_unique<GoodputEstimator>(
-          goodput_window, observed.empty() ? 0.0 : mean / static_cast<double>(observed.size()));
-      live.goodput = goodput.get();
+    const decision::RateSeries fit = series->Slice(0, cut);
+    for (const std::string& name : policies) {
+      lo.policy = name;
+      Result<std::shared_ptr<const LiveDecision>> d =
+          is_series ? LiveDecision::FromSeries(*cost_model, fit, markov, lo)
+                    : LiveDecision::FromRayleigh(*cost_model, spec->snr_db, lo);
+      if (!d.ok()) return fail(d.status());
+      if (law_mode == "online") {
+        Result<std::unique_ptr<DecisionSource>> src =
+            MakeOnlineSource(*cost_model, lo, markov, online, *d, *series);
+        if (!src.ok()) return fail(src.status());
+        sources.push_back(std::move(*src));
+      } else {
+        sources.push_back(std::make_unique<FixedDecision>(std::move(*d)));
+      }
     }
+    fallback_prior_bps = fit.MeanRate();
+    if (is_series) {
+      scored = std::make_unique<decision::ScoredSeries>(
+          ToWallTime(*series, cfg.time_scale),
+          std::max<size_t>(1, std::lround(window_ms / grid_ms)), 0);
+    }
+    uplink = std::make_unique<UplinkEmulator>(std::move(*series), cfg.time_scale, window_ms * 1e-3);
+    copts.uplink_pacer = uplink.get();
   }
   EdgeClient client(copts);
-  // Without --server every split but N completes through the local path, marked as such.
-  Runner runner(cfg, *model, &client, live);
-  if (uplink) uplink->Start();  // emulated time 0: the first inference
+  std::ofstream ledger;
+  if (!ledger_path.empty()) {
+    ledger.open(ledger_path);
+    if (!ledger) {
+      std::cerr << "device_client: cannot write --ledger " << ledger_path << "\n";
+      return 2;
+    }
+  }
 
   if (!cfg.json) {
     std::printf("model %s@%u, %zu units, server %s\n", (*model)->name().c_str(),
@@ -590,32 +812,56 @@ int main(int argc, char** argv) {
                 "edge_ms", "total_ms", "on_edge", "fallback", "verified");
   }
   int failures = 0;
-  for (size_t k : splits) {
-    auto recs = runner.Run(k);
+  auto count_failures = [&](const std::vector<json>& recs) {
     for (auto& r : recs) {
       failures += !r["ok"].get<bool>();
       if (cfg.verify) {
         failures += !(r["max_abs_diff"].get<double>() >= 0 &&
                       r["max_abs_diff"].get<double>() <= 1e-5 && r["top1_match"].get<bool>());
       }
+      if (ledger.is_open()) ledger << r.dump() << "\n";
     }
-    if (!cfg.json && cfg.policy.empty()) PrintSummaryRow(recs, cfg.verify);
-    if (!cfg.json && !cfg.policy.empty()) {
-      // One row per boundary the policy chose, then the ledger's means.
-      std::map<size_t, std::vector<json>> by_boundary;
-      double realized = 0, predicted = 0;
-      for (auto& r : recs) {
-        by_boundary[r["split"].get<size_t>()].push_back(r);
-        realized += r["cost"]["total"].get<double>();
-        predicted += r["predicted_cost"].is_number() ? r["predicted_cost"].get<double>() : 0.0;
+  };
+  if (cfg.policy.empty()) {
+    // Without --server every split but N completes through the local path, marked as such.
+    Runner runner(cfg, *model, &client);
+    for (size_t k : splits) {
+      auto recs = runner.Run(k);
+      count_failures(recs);
+      if (!cfg.json) PrintSummaryRow(recs, cfg.verify);
+    }
+  } else {
+    std::vector<PolicySummary> summaries;
+    Config run_cfg = cfg;
+    if (segments > 0) run_cfg.requests = segments;
+    for (size_t p = 0; p < policies.size(); ++p) {
+      LiveContext live;
+      live.source = sources[p].get();
+      live.uplink = uplink.get();
+      live.cost = &cost_options;
+      live.cost_model = &*cost_model;
+      live.scored = scored.get();
+      live.segment_starts = segment_starts;
+      std::unique_ptr<GoodputEstimator> goodput;
+      if (cfg.csi == "estimated") {
+        goodput = std::make_unique<GoodputEstimator>(goodput_window, fallback_prior_bps);
+        live.goodput = goodput.get();
       }
-      for (auto& [k, group] : by_boundary) PrintSummaryRow(group, cfg.verify);
-      std::printf(
-          "policy %s, csi %s: %zu inferences, mean realized cost %.6g, mean predicted %.6g\n",
-          cfg.policy.c_str(), cfg.csi.c_str(), recs.size(),
-          realized / static_cast<double>(recs.size()),
-          predicted / static_cast<double>(recs.size()));
+      Runner runner(run_cfg, *model, &client, live);
+      uplink->StartAt(run_start_s);
+      auto recs = runner.Run(0);
+      count_failures(recs);
+      summaries.push_back(Summarize(policies[p], recs));
+      if (!cfg.json) {
+        // One row per boundary the policy chose, then the ledger's means.
+        std::map<size_t, std::vector<json>> by_boundary;
+        for (auto& r : recs) by_boundary[r["split"].get<size_t>()].push_back(r);
+        std::printf("policy %s:\n", policies[p].c_str());
+        for (auto& [k, group] : by_boundary) PrintSummaryRow(group, cfg.verify);
+        PrintPolicyLine(summaries.back(), cfg.csi);
+      }
     }
+    if (!cfg.json && policies.size() > 1) PrintComparison(summaries);
   }
   client.Close();
   return failures == 0 ? 0 : 1;

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <thread>
 
 #include <torch/torch.h>
 
@@ -35,94 +36,134 @@ double ExpectedCostFrom(const sd::StoppingProblem& p, const sd::StoppingPolicy& 
   return cost;
 }
 
-Result<std::unique_ptr<LiveDecision>> LiveDecision::Create(const sd::CostModel& cost,
-                                                           const sd::ChannelSpec& spec,
-                                                           const std::vector<double>& observed,
-                                                           const LiveDecisionOptions& o) {
-  if (!(o.time_scale > 0)) return InvalidArgumentError("time scale must be > 0");
-  std::unique_ptr<LiveDecision> d(new LiveDecision());
-  d->scale_ = o.time_scale;
-  using Kind = sd::ChannelSpec::Kind;
-  Result<sd::ChannelLaw> law = InvalidArgumentError("no law");
-  if (spec.kind == Kind::kRayleigh) {
-    sd::RayleighOptions ro;
-    ro.snr_db = spec.snr_db;
-    ro.bandwidth_hz = o.bandwidth_hz;
-    ro.num_states = o.num_states;
-    ro.outage_prob = o.outage_prob;
-    law = sd::DiscretizeRayleigh(ro);
-  } else if (spec.kind == Kind::kTrace) {
-    law = sd::DiscretizeEmpirical(observed, o.num_states);
-  } else {
-    law = sd::FitMarkov(observed, o.grid_s, o.num_states);
-  }
-  if (!law.ok()) return law.status().WithPrefix(spec.text + ": ");
-  // Emulated bit/s -> wall bit/s; an emulated epoch lasts epoch / scale wall seconds.
-  law->rate_bps *= o.time_scale;
-  for (double& e : law->edges_bps) e *= o.time_scale;
-  law->floor_rate_bps *= o.time_scale;
-  law->epoch_s /= o.time_scale;
-  d->law_ = std::move(*law);
-  Result<sd::StoppingProblem> p = sd::BuildProblem(cost, d->law_, cost.num_units());
-  if (!p.ok()) return p.status();
-  d->problem_ = std::move(*p);
-  const sd::StoppingProblem& pr = d->problem_;
-  const std::string& name = o.policy;
+const std::vector<std::string>& StandardPolicyNames() {
+  static const std::vector<std::string> names{"bi",         "ola",      "greedy",   "neurosurgeon",
+                                              "best-fixed", "all-edge", "all-local"};
+  return names;
+}
+
+sd::RateSeries ToWallTime(const sd::RateSeries& emulated, double time_scale) {
+  sd::RateSeries wall = emulated;
+  wall.dt_s = emulated.dt_s / time_scale;
+  for (double& r : wall.rate_bps) r *= time_scale;
+  return wall;
+}
+
+Status LiveDecision::MakePolicy(const std::string& name) {
+  const sd::StoppingProblem& pr = problem();
   if (name == "bi") {
-    d->policy_ = sd::MakeBiPolicy(pr);
+    policy_ = sd::MakeBiPolicy(pr);
   } else if (name == "ola") {
-    d->policy_ = sd::MakeOlaPolicy(pr);
+    policy_ = sd::MakeOlaPolicy(pr);
   } else if (name == "neurosurgeon") {
-    d->policy_ = sd::MakeNeurosurgeonPolicy(pr);
+    policy_ = sd::MakeNeurosurgeonPolicy(pr);
   } else if (name == "greedy") {
-    d->policy_ = sd::MakeGreedyPolicy(pr);
-  } else if (name == "local") {
-    d->policy_ = sd::MakeAllLocalPolicy(pr);
-  } else if (name == "edge") {
-    d->policy_ = sd::MakeAllEdgePolicy(pr);
+    policy_ = sd::MakeGreedyPolicy(pr);
+  } else if (name == "best-fixed") {
+    policy_ = sd::MakeBestFixedPolicy(pr);
+  } else if (name == "local" || name == "all-local") {
+    policy_ = sd::MakeAllLocalPolicy(pr);
+  } else if (name == "edge" || name == "all-edge") {
+    policy_ = sd::MakeAllEdgePolicy(pr);
   } else if (name.rfind("fixed:", 0) == 0) {
     char* end = nullptr;
     const long k = std::strtol(name.c_str() + 6, &end, 10);
     if (name.size() == 6 || *end != '\0' || k < 0 || k > pr.horizon)
       return InvalidArgumentError("policy " + name + ": K must be in 0.." +
                                   std::to_string(pr.horizon));
-    d->policy_ = sd::MakeFixedPolicy(pr, static_cast<int>(k), name);
+    policy_ = sd::MakeFixedPolicy(pr, static_cast<int>(k), name);
   } else {
-    return InvalidArgumentError("unknown policy '" + name +
-                                "' (bi, ola, neurosurgeon, greedy, fixed:K, local, edge)");
+    return InvalidArgumentError(
+        "unknown policy '" + name +
+        "' (bi, ola, neurosurgeon, greedy, best-fixed, fixed:K, local, edge)");
   }
-  d->predicted_.resize(pr.num_states());
-  for (int s = 0; s < pr.num_states(); ++s) d->predicted_[s] = ExpectedCostFrom(pr, *d->policy_, s);
-  return d;
+  predicted_.resize(pr.num_states());
+  for (int s = 0; s < pr.num_states(); ++s) predicted_[s] = ExpectedCostFrom(pr, *policy_, s);
+  return Status::Ok();
 }
 
-sd::ModelProfile ProfileLocalModel(const SplitModel& model, int repeats) {
+Result<std::shared_ptr<const LiveDecision>> LiveDecision::FromSeries(const sd::CostModel& cost,
+                                                                     const sd::RateSeries& fit,
+                                                                     bool markov,
+                                                                     const LiveDecisionOptions& o,
+                                                                     uint64_t generation) {
+  if (!(o.time_scale > 0)) return InvalidArgumentError("time scale must be > 0");
+  std::shared_ptr<LiveDecision> d(new LiveDecision());
+  d->scale_ = o.time_scale;
+  d->generation_ = generation;
+  sd::SeriesFitOptions fo;
+  fo.num_states = o.num_states;
+  fo.observe_window_s = o.observe_window_s / o.time_scale;
+  fo.markov = markov;
+  fo.allow_dead = true;
+  Result<sd::SeriesModel> model =
+      sd::SeriesModel::Fit(cost, ToWallTime(fit, o.time_scale), fo, fit.name);
+  if (!model.ok()) return model.status();
+  d->model_ = std::make_shared<const sd::SeriesModel>(std::move(*model));
+  SPLITINFER_RETURN_IF_ERROR(d->MakePolicy(o.policy));
+  return std::shared_ptr<const LiveDecision>(std::move(d));
+}
+
+Result<std::shared_ptr<const LiveDecision>> LiveDecision::FromRayleigh(
+    const sd::CostModel& cost, double snr_db, const LiveDecisionOptions& o) {
+  if (!(o.time_scale > 0)) return InvalidArgumentError("time scale must be > 0");
+  std::shared_ptr<LiveDecision> d(new LiveDecision());
+  d->scale_ = o.time_scale;
+  sd::RayleighOptions ro;
+  ro.snr_db = snr_db;
+  ro.bandwidth_hz = o.bandwidth_hz;
+  ro.num_states = o.num_states;
+  ro.outage_prob = o.outage_prob;
+  Result<sd::ChannelLaw> law = sd::DiscretizeRayleigh(ro);
+  if (!law.ok()) return law.status().WithPrefix("rayleigh: ");
+  // Emulated bit/s -> wall bit/s.
+  law->rate_bps *= o.time_scale;
+  for (double& e : law->edges_bps) e *= o.time_scale;
+  law->floor_rate_bps *= o.time_scale;
+  d->rayleigh_law_ = std::move(*law);
+  Result<sd::StoppingProblem> p = sd::BuildProblem(cost, d->rayleigh_law_, cost.num_units());
+  if (!p.ok()) return p.status();
+  d->rayleigh_problem_ = std::move(*p);
+  SPLITINFER_RETURN_IF_ERROR(d->MakePolicy(o.policy));
+  return std::shared_ptr<const LiveDecision>(std::move(d));
+}
+
+sd::ModelProfile ProfileLocalModel(const SplitModel& model, int repeats, double slowdown) {
   c10::InferenceMode guard;
+  using Clock = std::chrono::steady_clock;
   sd::ModelProfile p;
   p.model = model.name();
   p.input_bytes = model.input_bytes();
   std::vector<int64_t> shape{1};
   shape.insert(shape.end(), model.input_shape().begin(), model.input_shape().end());
-  at::Tensor x = torch::randn(shape);
-  for (size_t u = 0; u < model.num_units(); ++u) {
-    at::Tensor y = model.RunRange(x, u, u + 1);  // warm-up
-    std::vector<double> ms;
-    for (int r = 0; r < std::max(1, repeats); ++r) {
-      const auto t = std::chrono::steady_clock::now();
-      y = model.RunRange(x, u, u + 1);
-      ms.push_back(
-          std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t).count());
+  const at::Tensor input = torch::randn(shape);
+  const size_t n = model.num_units();
+  std::vector<std::vector<double>> ms(n);
+  // Whole passes, unit by unit, with the idle time a slowed-down run sleeps after each unit: the
+  // conditions of a live run (thread-pool wake-ups, cold caches after a sleep), so that the
+  // profile prices what the live device then measures. Pass 0 is a warm-up.
+  for (int r = 0; r <= std::max(1, repeats); ++r) {
+    at::Tensor x = input;
+    for (size_t u = 0; u < n; ++u) {
+      const auto t = Clock::now();
+      x = model.RunRange(x, u, u + 1);
+      const auto took = Clock::now() - t;
+      if (r > 0) ms[u].push_back(std::chrono::duration<double, std::milli>(took).count());
+      if (slowdown > 1.0)
+        std::this_thread::sleep_until(t +
+                                      std::chrono::duration_cast<Clock::duration>(took * slowdown));
     }
-    std::sort(ms.begin(), ms.end());
+  }
+  for (size_t u = 0; u < n; ++u) {
+    std::sort(ms[u].begin(), ms[u].end());
     const UnitInfo& info = model.unit(u);
     sd::UnitProfile up;
     up.name = info.name;
-    up.time_ms = ms[ms.size() / 2];
+    up.time_ms = ms[u][ms[u].size() / 2];
     up.output_bytes = info.output_bytes;
     up.param_bytes = info.param_bytes;
     up.flops = info.flops;
     p.units.push_back(up);
-    x = y;
   }
   return p;
 }

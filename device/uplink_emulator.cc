@@ -62,9 +62,12 @@ UplinkEmulator::UplinkEmulator(sd::RateSeries series, double time_scale, double 
   Start();
 }
 
-void UplinkEmulator::Start() {
-  t0_ = Clock::now();
-  link_free_at_ = 0.0;
+void UplinkEmulator::Start() { StartAt(0.0); }
+
+void UplinkEmulator::StartAt(double t) {
+  t0_ = Clock::now() -
+        std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(t / time_scale_));
+  link_free_at_ = t;
 }
 
 double UplinkEmulator::NowEmulated() const {

@@ -49,6 +49,9 @@ class UplinkEmulator final : public WritePacer {
 
   // Emulated time 0 is now.
   void Start();
+  // Emulated time `t` is now, and the link is free (replay: each segment starts at its offset).
+  // Only between frames.
+  void StartAt(double t);
   double NowEmulated() const;
   // Perfect CSI: mean rate (bit/s, emulated time) over the observation window ending now.
   double ObservedRate() const;

@@ -262,7 +262,8 @@ Result<SeriesModel> SeriesModel::Fit(const CostModel& cost, const RateSeries& fi
     // +inf transfer times: S_l = +inf, "offloading not allowed" (the horizon row stays 0).
     for (int l = 0; l < n; ++l)
       for (int s = 0; s < k; ++s)
-        if (!std::isfinite(transfer(l, s))) transfer(l, s) = std::numeric_limits<double>::infinity();
+        if (!std::isfinite(transfer(l, s)))
+          transfer(l, s) = std::numeric_limits<double>::infinity();
   }
   Result<StoppingProblem> p = BuildProblemWithTransfers(cost, *law, n, transfer, steps);
   if (!p.ok()) return p.status();

@@ -164,8 +164,8 @@ double TransferClock::TransferTime(size_t start, double bits) const {
                              prefix_.end(), target);
   const size_t j = static_cast<size_t>(it - prefix_.begin());
   const size_t step = j - 1;
-  const double frac = (target - prefix_[step]) / rate_[step];
-  t += dt_ * (static_cast<double>(step - start) + frac);
+  // Whole steps start..step-1, then the seconds step `step` needs for the rest.
+  t += dt_ * static_cast<double>(step - start) + (target - prefix_[step]) / rate_[step];
   return t;
 }
 

@@ -113,6 +113,22 @@ TEST(TransferClockTest, ConstantAndCyclic) {
   EXPECT_TRUE(std::isinf(TransferClock(zero).TransferTime(0, 1.0)));
 }
 
+TEST(TransferClockTest, StepsShorterThanASecond) {
+  // The time inside the last step is bits / rate seconds, not a fraction of a step to be scaled
+  // by dt again (a bug that dt = 1 hid): 8e6 bits at 8 Mbit/s take 1 s on any grid.
+  RateSeries s;
+  s.dt_s = 0.005;
+  s.rate_bps.assign(4000, 8e6);
+  TransferClock clock(s);
+  EXPECT_NEAR(clock.TransferTime(0, 8e6), 1.0, 1e-12);
+  EXPECT_NEAR(clock.TransferTime(3999, 8e6), 1.0, 1e-12);  // wraps
+  EXPECT_NEAR(clock.TransferTime(17, 1e4), 1e4 / 8e6, 1e-15);
+  s.rate_bps = {1e6, 3e6};  // 5000 + 15000 bits per 10 ms cycle
+  TransferClock two(s);
+  EXPECT_NEAR(two.TransferTime(0, 8000.0), 0.005 + 3000.0 / 3e6, 1e-15);
+  EXPECT_NEAR(two.TransferTime(1, 21000.0), 0.010 + 1000.0 / 3e6, 1e-15);
+}
+
 TEST(ObservedRatesTest, CausalMovingAverage) {
   RateSeries s;
   s.rate_bps = {1, 3, 5, 7};
