@@ -464,6 +464,8 @@ struct PolicySummary {
   double realized = 0, predicted = 0, sim = 0, oracle = 0, realized_sim_part = 0;
   double boundary = 0, decision_us = 0, total_ms = 0;
   uint64_t max_generation = 0;
+  std::vector<int> boundaries;      // per inference
+  std::vector<double> start_rates;  // emulated bit/s observed at boundary 0, per inference
   double Mean(double v) const { return n > 0 ? v / n : 0.0; }
 };
 
@@ -476,6 +478,8 @@ PolicySummary Summarize(const std::string& name, const std::vector<json>& recs) 
     s.realized += realized;
     s.predicted += r["predicted_cost"].get<double>();
     s.boundary += r["boundary"].get<double>();
+    s.boundaries.push_back(r["boundary"].get<int>());
+    s.start_rates.push_back(r["channel_states"][0]["rate_bps"].get<double>());
     s.decision_us += r["decision_us"].get<double>();
     s.total_ms += r["total_ms"].get<double>();
     s.fallbacks += !r["fallback"].is_null();
@@ -518,6 +522,15 @@ void PrintComparison(const std::vector<PolicySummary>& all) {
   std::printf(
       "realized: mean ledger cost live; simulated: split_sim's cost of the same table on the same "
       "channel paths; oracle: the clairvoyant cost of those paths under the cost model\n");
+  // The boundary each policy chose, segment by segment, under the rate observed at its start.
+  std::printf("\n%-13s", "Mbit/s at k=0");
+  for (double r : all.front().start_rates) std::printf(" %5.3g", r / 1e6);
+  std::printf("\n");
+  for (const PolicySummary& s : all) {
+    std::printf("%-13s", ("k " + s.name).c_str());
+    for (int k : s.boundaries) std::printf(" %5d", k);
+    std::printf("\n");
+  }
 }
 
 }  // namespace

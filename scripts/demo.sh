@@ -1,42 +1,62 @@
 #!/usr/bin/env bash
-# The main job on loopback: start edge_server, run device_client on two zoo models at every split
-# point (units 1..k on the "device", k+1..N on the edge), verify each result against a whole local
-# run, print a table per model, and stop the server.
-#   scripts/demo.sh                 ResNet-18 and MobileNetV2 at 224x224, 5 requests per split
-#   MODELS="alexnet vgg16" REQUESTS=3 INPUT_SIZE=224 scripts/demo.sh
+# The main job on loopback, in two parts, against one edge_server:
+#  1. Split inference is exact: device_client runs units 1..k here and k+1..N on the edge for
+#     every k and checks each result against a whole local run.
+#  2. Online splitting on a real trace: the device (this machine slowed down SLOWDOWN times, a
+#     board) decides k unit by unit from an emulated uplink that replays a bundled UCC 5G driving
+#     trace, under every policy, on the same trace segments; the table compares each policy's
+#     realized cost with the simulator's prediction and the clairvoyant oracle (docs/live.md).
+#
+#   scripts/demo.sh                 ResNet-18 and MobileNetV2 at 224x224
+#   MODELS="alexnet vgg16" REQUESTS=3 SEGMENTS=10 SLOWDOWN=5 TRACE=data/traces/norway_car_7 \
+#     scripts/demo.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install_deps.sh
 scripts/build.sh >/dev/null
+source scripts/lib/edge_server.sh
 
 models=(${MODELS:-resnet18 mobilenetv2})
-requests=${REQUESTS:-5}
+requests=${REQUESTS:-2}
 input_size=${INPUT_SIZE:-224}
+segments=${SEGMENTS:-12}
+slowdown=${SLOWDOWN:-5}
+trace=${TRACE:-data/traces/B_2020.02.14_09.38.22.csv}
 bin=${BUILD_DIR:-build}/bin
 log=$(mktemp -d)
-trap 'kill -TERM "$server_pid" 2>/dev/null || true; wait "$server_pid" 2>/dev/null || true; rm -rf "$log"' EXIT
+trap 'stop_edge_server; rm -rf "$log"' EXIT
 
 # One LibTorch thread on each side: the device is a small board, and both share this machine.
-"$bin/edge_server" --listen 127.0.0.1:0 --models "$(IFS=,; echo "${models[*]}")" \
-  --input-size "$input_size" --intra-op-threads 1 >"$log/server.out" 2>"$log/server.err" &
-server_pid=$!
-for _ in $(seq 600); do
-  grep -q '^listening ' "$log/server.out" 2>/dev/null && break
-  kill -0 "$server_pid" 2>/dev/null || { cat "$log/server.err" >&2; exit 1; }
-  sleep 0.1
-done
-addr=$(sed -n 's/^listening //p' "$log/server.out")
-[[ -n "$addr" ]] || { echo "demo: edge_server did not start" >&2; cat "$log/server.err" >&2; exit 1; }
-echo "edge_server listening on $addr ($(grep -o 'on [a-z0-9:]*$' "$log/server.err" | head -1))"
-echo "device: this machine, 1 thread; times are medians of $requests requests; verified ="
-echo "max |split - local| <= 1e-5 and the same top-1 class"
+start_edge_server "$log" --models "$(IFS=,; echo "${models[*]}")" --input-size "$input_size" \
+  --intra-op-threads 1
+echo "edge_server listening on $EDGE_ADDR ($(grep -o 'on [a-z0-9:]*$' "$log/server.err" | head -1))"
+echo
+echo "== 1. every split point, verified (device: this machine, 1 thread; medians of $requests"
+echo "      requests; verified = max |split - local| <= 1e-5 and the same top-1 class)"
 echo
 
 status=0
 for m in "${models[@]}"; do
-  "$bin/device_client" --server "$addr" --model "$m" --split all --requests "$requests" \
+  "$bin/device_client" --server "$EDGE_ADDR" --model "$m" --split all --requests "$requests" \
     --input-size "$input_size" --threads 1 --verify || status=1
   echo
 done
 [[ $status -eq 0 ]] && echo "demo: every split verified" || echo "demo: some results did not verify" >&2
+
+echo
+echo "== 2. online splitting over a replayed real uplink: $(basename "$trace")"
+echo "      (UCC 5G driving, SNR through Shannon at 10 MHz; Markov law fitted on the first half,"
+echo "      $segments segments of the second half per policy; device ${slowdown}x slower than"
+echo "      one core here, about a Raspberry Pi 4; cost = seconds per inference)"
+for m in "${models[@]}"; do
+  echo
+  echo "-- $m"
+  "$bin/device_client" --server "$EDGE_ADDR" --model "$m" --input-size "$input_size" \
+    --threads 1 --profile local --device-slowdown "$slowdown" --channel "markov-fit:$trace" \
+    --policy all --segments "$segments" | sed -n '/^policy  /,$p' ||
+    status=1
+done
+echo
+echo "realized/simulated near 1: the simulator predicts the live system; full replays with plots:"
+echo "scripts/replay.sh TRACE [MODEL] (docs/live.md, docs/results.md)"
 exit $status

@@ -12,6 +12,7 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include "device/live_decision.h"
 #include "tests/integration/child_process.h"
 #include "tests/integration/test_models.h"
 
@@ -199,6 +200,61 @@ TEST_F(LiveSplitTest, TransferTimeFollowsTheEmulatedRate) {
   }
 }
 
+// Replay (scripts/replay.sh): every policy runs on the same segments of the scored half of the
+// trace, and each record carries the simulator's cost of the same table on the same channel path
+// and the oracle's cost of that path.
+TEST_F(LiveSplitTest, ReplayRunsEveryPolicyOnTheSameSegments) {
+  ASSERT_GT(server_->port(), 0) << server_->first_line();
+  std::vector<std::pair<double, double>> samples;
+  for (int i = 0; i < 40; ++i) samples.push_back({0.5 * i, i % 3 == 0 ? 0.5 : 40.0});
+  samples.push_back({20.0, 40.0});
+  TraceFile trace("replay", samples);
+  TraceFile ledger("replay_ledger", {});
+  constexpr int kSegments = 5;
+  auto recs = RunClient("all", trace.path(), 1,
+                        {"--segments", std::to_string(kSegments), "--ledger", ledger.path()});
+  const auto& names = StandardPolicyNames();
+  ASSERT_EQ(recs.size(), names.size() * kSegments);
+  std::ifstream in(ledger.path());
+  size_t lines = 0;
+  for (std::string line; std::getline(in, line);) {
+    auto j = json::parse(line, nullptr, false);
+    ASSERT_FALSE(j.is_discarded()) << line;
+    EXPECT_EQ(j, recs[lines]) << "the ledger file holds the records printed";
+    ++lines;
+  }
+  EXPECT_EQ(lines, recs.size());
+  std::vector<double> starts, oracle;
+  for (size_t p = 0; p < names.size(); ++p) {
+    for (int i = 0; i < kSegments; ++i) {
+      const json& r = recs[p * kSegments + i];
+      SCOPED_TRACE(r.dump());
+      EXPECT_EQ(r["policy"], names[p]);
+      EXPECT_EQ(r["segment"], i);
+      ASSERT_TRUE(r["sim_cost"].is_number() && r["oracle_cost"].is_number());
+      // The oracle knows the path: nothing does better on it under the cost model.
+      EXPECT_LE(r["oracle_cost"].get<double>(), r["sim_cost"].get<double>() + 1e-12);
+      // Segments start in the scored (second) half at the same offsets for every policy.
+      const double t = r["start_s"].get<double>();
+      EXPECT_GE(t, 10.0);
+      EXPECT_LT(t, 20.0);
+      if (p == 0) {
+        starts.push_back(t);
+        oracle.push_back(r["oracle_cost"].get<double>());
+      } else {
+        EXPECT_NEAR(t, starts[i], 1e-6);
+        EXPECT_DOUBLE_EQ(r["oracle_cost"].get<double>(), oracle[i]);
+      }
+      if (names[p] == "all-edge") EXPECT_EQ(r["boundary"].get<int>(), 0);
+      if (names[p] == "all-local") EXPECT_EQ(r["boundary"].get<int>(), kResnetUnits);
+      // Fixed plans do the same thing live and in the simulator.
+      if (names[p] == "all-edge" || names[p] == "all-local")
+        EXPECT_EQ(r["sim_boundary"], r["boundary"]);
+    }
+  }
+  for (int i = 1; i < kSegments; ++i) EXPECT_GT(starts[i], starts[i - 1]);
+}
+
 TEST(LiveSplitArgsTest, BadPolicyArgumentsGetAClearError) {
   auto run = [](std::vector<std::string> extra) {
     std::vector<std::string> args{std::string(SPLITINFER_BIN_DIR) + "/device_client", "--json",
@@ -215,6 +271,9 @@ TEST(LiveSplitArgsTest, BadPolicyArgumentsGetAClearError) {
   EXPECT_EQ(run({"--policy", "bi", "--channel", "wobbly:snr_db=10"}), 2);
   EXPECT_EQ(run({"--policy", "bi", "--channel", "trace:/nonexistent/trace"}), 2);
   EXPECT_NE(run({"--policy", "bi", "--split", "0", "--channel", "rayleigh:snr_db=10"}), 0);
+  // Replay needs a series channel; several policies need replay.
+  EXPECT_EQ(run({"--policy", "all", "--segments", "3", "--channel", "rayleigh:snr_db=10"}), 2);
+  EXPECT_EQ(run({"--policy", "bi,ola", "--channel", "rayleigh:snr_db=10"}), 2);
 }
 
 }  // namespace
