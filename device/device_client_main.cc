@@ -30,6 +30,7 @@
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
+#include "common/decision/online_law.h"
 #include "common/model_zoo.h"
 #include "common/torchscript_model.h"
 #include "device/edge_client.h"
@@ -76,6 +77,10 @@ struct Config {
 class DecisionSource {
  public:
   virtual ~DecisionSource() = default;
+  // The CSI reports up to emulated time t reach the source (online: the re-fitter's window).
+  // Not part of the decision: a device's modem reports CSI whether or not it infers.
+  virtual void Feed(double /*emulated_s*/) {}
+  // The table an inference starting now uses for all its boundaries: one snapshot, no waiting.
   virtual std::shared_ptr<const LiveDecision> At(double emulated_s) = 0;
 };
 
@@ -153,6 +158,7 @@ class Runner {
           live_.uplink->StartAt(live_.segment_starts[i]);
           inf.segment = i;
         }
+        live_.source->Feed(live_.uplink->NowEmulated());
         const auto t_decide = Clock::now();
         inf.start_emulated_s = live_.uplink->NowEmulated();
         inf.decision = live_.source->At(inf.start_emulated_s);
@@ -449,12 +455,65 @@ struct OnlineSettings {
   double change_threshold = 0.05;
 };
 
-Result<std::unique_ptr<DecisionSource>> MakeOnlineSource(const decision::CostModel&,
-                                                         const LiveDecisionOptions&, bool,
-                                                         const OnlineSettings&,
-                                                         std::shared_ptr<const LiveDecision>,
-                                                         const decision::RateSeries&) {
-  return UnimplementedError("--law online is not built yet");
+// --law online: the Markov law re-fitted in the background from the CSI reports of a sliding
+// window (decision::OnlineRefitter), starting from the prefix law. The re-fitter works in wall
+// time (rates x c, steps / c) so that its law distance compares like with like with
+// LiveDecision::law(); its solver turns the window back into emulated time for FromSeries.
+class OnlineDecision final : public DecisionSource {
+ public:
+  using Refitter = decision::OnlineRefitter<LiveDecision>;
+
+  OnlineDecision(const decision::RateSeries& emulated, double time_scale,
+                 std::unique_ptr<Refitter> refitter, size_t window_steps)
+      : series_(emulated),
+        scale_(time_scale),
+        refitter_(std::move(refitter)),
+        window_steps_(window_steps) {}
+
+  void Feed(double emulated_s) override {
+    const int64_t step = static_cast<int64_t>(std::floor(emulated_s / series_.dt_s));
+    // At most one window of reports: older ones would leave the ring before a fit sees them, and
+    // a replay's jump between segments must not splice two distant parts of the trace.
+    const int64_t from = std::max(next_step_, step - static_cast<int64_t>(window_steps_) + 1);
+    const int64_t n = static_cast<int64_t>(series_.size());
+    for (int64_t i = std::max<int64_t>(from, 0); i <= step; ++i)
+      refitter_->Observe(series_.rate_bps[static_cast<size_t>(i % n)] * scale_);
+    next_step_ = std::max(next_step_, step + 1);
+  }
+  std::shared_ptr<const LiveDecision> At(double) override { return refitter_->Current(); }
+
+ private:
+  const decision::RateSeries series_;  // the emulated series (a copy: the uplink owns its own)
+  double scale_;
+  std::unique_ptr<Refitter> refitter_;
+  size_t window_steps_;
+  int64_t next_step_ = 0;
+};
+
+Result<std::unique_ptr<DecisionSource>> MakeOnlineSource(
+    const decision::CostModel& cost, const LiveDecisionOptions& lo, bool markov,
+    const OnlineSettings& settings, std::shared_ptr<const LiveDecision> initial,
+    const decision::RateSeries& emulated) {
+  const double c = lo.time_scale;
+  decision::OnlineLawOptions o;
+  o.grid_s = emulated.dt_s / c;
+  o.window_s = settings.window_s / c;
+  o.refit_every_s = settings.refit_every_s / c;
+  o.num_states = lo.num_states;
+  o.change_threshold = settings.change_threshold;
+  std::string error;
+  if (!o.IsValid(&error)) return InvalidArgumentError("--law online: " + error);
+  auto generation = std::make_shared<uint64_t>(0);
+  auto solver =
+      [&cost, lo, markov, c, generation](
+          const decision::RateSeries& window) -> Result<std::shared_ptr<const LiveDecision>> {
+    decision::RateSeries emulated_window = ToWallTime(window, 1.0 / c);
+    emulated_window.name = "online window";
+    return LiveDecision::FromSeries(cost, emulated_window, markov, lo, ++*generation);
+  };
+  auto refitter = std::make_unique<OnlineDecision::Refitter>(o, solver, std::move(initial));
+  return std::unique_ptr<DecisionSource>(
+      std::make_unique<OnlineDecision>(emulated, c, std::move(refitter), o.WindowSamples()));
 }
 
 // One policy's run, summed up from its records.

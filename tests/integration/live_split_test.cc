@@ -255,6 +255,33 @@ TEST_F(LiveSplitTest, ReplayRunsEveryPolicyOnTheSameSegments) {
   for (int i = 1; i < kSegments; ++i) EXPECT_GT(starts[i], starts[i - 1]);
 }
 
+// --law online: the table is re-solved in the background from the CSI reports of a sliding
+// window and swapped between inferences; inferences keep flowing (none fails or falls back) and
+// later ones use newer tables. The channel changes law halfway through the scored part.
+TEST_F(LiveSplitTest, OnlineLawSwapsTablesWhileInferring) {
+  ASSERT_GT(server_->port(), 0) << server_->first_line();
+  std::vector<std::pair<double, double>> samples;
+  for (int i = 0; i < 300; ++i) {
+    const double t = 0.1 * i;
+    const bool second_law = t >= 20.0;  // 20..30 s: mostly bad
+    samples.push_back({t, (i % 4 == 0) == second_law ? 0.3 : 400.0});
+  }
+  samples.push_back({30.0, 0.3});
+  TraceFile trace("online", samples);
+  auto recs = RunClient(
+      "bi", trace.path(), 1,
+      {"--law", "online", "--segments", "12", "--online-window-s", "3", "--refit-every-s", "0.5"});
+  ASSERT_EQ(recs.size(), 12u);
+  uint64_t last = 0;
+  for (auto& r : recs) {
+    SCOPED_TRACE(r.dump());
+    const uint64_t g = r["table_generation"].get<uint64_t>();
+    EXPECT_GE(g, last) << "tables only move forward";
+    last = g;
+  }
+  EXPECT_GT(last, 0u) << "no re-fitted table was ever used";
+}
+
 TEST(LiveSplitArgsTest, BadPolicyArgumentsGetAClearError) {
   auto run = [](std::vector<std::string> extra) {
     std::vector<std::string> args{std::string(SPLITINFER_BIN_DIR) + "/device_client", "--json",
@@ -274,6 +301,11 @@ TEST(LiveSplitArgsTest, BadPolicyArgumentsGetAClearError) {
   // Replay needs a series channel; several policies need replay.
   EXPECT_EQ(run({"--policy", "all", "--segments", "3", "--channel", "rayleigh:snr_db=10"}), 2);
   EXPECT_EQ(run({"--policy", "bi,ola", "--channel", "rayleigh:snr_db=10"}), 2);
+  // Online learning needs CSI reports of a series channel.
+  EXPECT_EQ(run({"--policy", "bi", "--law", "online", "--channel", "rayleigh:snr_db=10"}), 2);
+  EXPECT_EQ(run({"--policy", "bi", "--law", "online", "--csi", "estimated", "--channel",
+                 "gauss-markov:snr_db=10"}),
+            2);
 }
 
 }  // namespace
