@@ -96,6 +96,7 @@ class FixedDecision final : public DecisionSource {
 // What the live mode adds to a run; all null without --policy.
 struct LiveContext {
   DecisionSource* source = nullptr;
+  std::string name;  // the policy as the ledger names it (e.g. "bi@online")
   UplinkEmulator* uplink = nullptr;
   GoodputEstimator* goodput = nullptr;  // --csi estimated; null: perfect CSI
   const decision::CostOptions* cost = nullptr;
@@ -372,7 +373,7 @@ class Runner {
     const double transfer_cost = (c.w_energy * c.p_tx_w + c.w_time) * transfer_s;
     const double edge_cost = c.w_time * edge_s;
     const LiveDecision& d = *inf.decision;
-    (*r)["policy"] = d.policy_name();
+    (*r)["policy"] = live_.name.empty() ? d.policy_name() : live_.name;
     (*r)["table_generation"] = d.generation();
     (*r)["start_s"] = inf.start_emulated_s;
     (*r)["segment"] = inf.segment >= 0 ? json(inf.segment) : json(nullptr);
@@ -582,11 +583,11 @@ void PrintComparison(const std::vector<PolicySummary>& all) {
       "realized: mean ledger cost live; simulated: split_sim's cost of the same table on the same "
       "channel paths; oracle: the clairvoyant cost of those paths under the cost model\n");
   // The boundary each policy chose, segment by segment, under the rate observed at its start.
-  std::printf("\n%-13s", "Mbit/s at k=0");
+  std::printf("\n%-16s", "Mbit/s at k=0");
   for (double r : all.front().start_rates) std::printf(" %5.3g", r / 1e6);
   std::printf("\n");
   for (const PolicySummary& s : all) {
-    std::printf("%-13s", ("k " + s.name).c_str());
+    std::printf("%-16s", ("k " + s.name).c_str());
     for (int k : s.boundaries) std::printf(" %5d", k);
     std::printf("\n");
   }
@@ -827,13 +828,17 @@ int main(int argc, char** argv) {
       segment_starts.push_back(
           dt * static_cast<double>(begin + static_cast<size_t>((j + 0.5) * (total - begin) /
                                                                static_cast<double>(segments))));
-    // Policies: one, or with --segments a list ("all": split_sim's standard set).
-    if (segments > 0 && cfg.policy == "all") {
-      policies = StandardPolicyNames();
-    } else {
+    // Policies: one, or with --segments a list ("all": split_sim's standard set). A name with
+    // "@online" runs that policy on the online law (e.g. "all,bi@online").
+    {
       std::stringstream in(cfg.policy);
-      for (std::string p; std::getline(in, p, ',');)
-        if (!p.empty()) policies.push_back(p);
+      for (std::string p; std::getline(in, p, ',');) {
+        if (p == "all" && segments > 0)
+          policies.insert(policies.end(), StandardPolicyNames().begin(),
+                          StandardPolicyNames().end());
+        else if (!p.empty())
+          policies.push_back(p);
+      }
       if (policies.size() != 1 && segments == 0)
         return fail(InvalidArgumentError("several policies need --segments (replay)"));
     }
@@ -843,13 +848,22 @@ int main(int argc, char** argv) {
     lo.bandwidth_hz = so.bandwidth_hz;
     lo.time_scale = cfg.time_scale;
     const decision::RateSeries fit = series->Slice(0, cut);
-    for (const std::string& name : policies) {
+    for (const std::string& run_name : policies) {
+      const size_t at = run_name.find("@online");
+      const bool online_law = law_mode == "online" || at != std::string::npos;
+      if (at != std::string::npos && at + 7 != run_name.size())
+        return fail(InvalidArgumentError("policy " + run_name + ": only the suffix @online"));
+      const std::string name = run_name.substr(0, at);
+      if (online_law && (!is_series || cfg.csi != "perfect"))
+        return fail(InvalidArgumentError(
+            "the online law learns from CSI reports: it needs a series channel (trace:, "
+            "markov-fit:, gauss-markov:) and --csi perfect"));
       lo.policy = name;
       Result<std::shared_ptr<const LiveDecision>> d =
           is_series ? LiveDecision::FromSeries(*cost_model, fit, markov, lo)
                     : LiveDecision::FromRayleigh(*cost_model, spec->snr_db, lo);
       if (!d.ok()) return fail(d.status());
-      if (law_mode == "online") {
+      if (online_law) {
         Result<std::unique_ptr<DecisionSource>> src =
             MakeOnlineSource(*cost_model, lo, markov, online, *d, *series);
         if (!src.ok()) return fail(src.status());
@@ -909,6 +923,7 @@ int main(int argc, char** argv) {
     for (size_t p = 0; p < policies.size(); ++p) {
       LiveContext live;
       live.source = sources[p].get();
+      live.name = policies[p];
       live.uplink = uplink.get();
       live.cost = &cost_options;
       live.cost_model = &*cost_model;

@@ -14,7 +14,7 @@
 # Writes OUT/ledger.jsonl, OUT/table.txt and OUT/replay.png (cost and k over trace time).
 #
 # Environment: SEGMENTS (30), SLOWDOWN (5: a Raspberry Pi 4-class board against one core of this
-# machine), POLICIES (all), LAW (prefix | online | full), KIND (markov-fit | trace: the law of a
+# machine), POLICIES (all,bi@online: the standard set and BI on the online law), LAW (prefix | online | full), KIND (markov-fit | trace: the law of a
 # bare file), INPUT_SIZE (224), OUT (build/replay/<trace>-<model>), EXTRA (more device_client
 # options), BUILD (1: build first; 0: use build/bin as it is).
 set -euo pipefail
@@ -46,7 +46,7 @@ echo "device: this machine, 1 thread, ${SLOWDOWN:-5}x slowdown; ${SEGMENTS:-30} 
 # shellcheck disable=SC2086
 "$bin/device_client" --server "$EDGE_ADDR" --model "$model" --input-size "$input_size" \
   --threads 1 --profile local --device-slowdown "${SLOWDOWN:-5}" --channel "$spec" \
-  --policy "${POLICIES:-all}" --segments "${SEGMENTS:-30}" --law "${LAW:-prefix}" \
+  --policy "${POLICIES:-all,bi@online}" --segments "${SEGMENTS:-30}" --law "${LAW:-prefix}" \
   --ledger "$out/ledger.jsonl" ${EXTRA:-} | tee "$out/table.txt"
 if /usr/bin/python3 -c 'import matplotlib' 2>/dev/null; then
   /usr/bin/python3 scripts/plot_replay.py "$out/ledger.jsonl" "$out/replay.png" \
