@@ -69,6 +69,7 @@ struct Config {
   double time_scale = 1.0;
   std::string csi = "perfect";
   double device_slowdown = 1.0;
+  std::ostream* ledger = nullptr;  // --ledger: every record, in the order printed
 };
 
 // Where an inference's decision table comes from: one fixed LiveDecision (--law prefix|full), or
@@ -138,84 +139,101 @@ class Runner {
     }
   }
 
-  // Runs `requests` inferences at boundary `split`; returns the records.
+  // Runs `requests` inferences at boundary `split` (live: the policy decides); returns the
+  // records.
   std::vector<json> Run(size_t split) {
     records_.clear();
-    const size_t n = model_->num_units();
-    for (int i = 0; i < cfg_.requests; ++i) {
-      Inference inf;
-      inf.id = next_id_++;
-      inf.split = split;
-      {
-        // Inputs differ per request but are reproducible from the seed.
-        torch::manual_seed(cfg_.seed * 1000003 + inf.id);
-        std::vector<int64_t> shape{1};
-        shape.insert(shape.end(), model_->input_shape().begin(), model_->input_shape().end());
-        inf.input = torch::randn(shape);
-      }
-      c10::InferenceMode guard;
-      if (live_.source != nullptr) {
-        if (static_cast<size_t>(i) < live_.segment_starts.size()) {
-          live_.uplink->StartAt(live_.segment_starts[i]);
-          inf.segment = i;
-        }
-        live_.source->Feed(live_.uplink->NowEmulated());
-        const auto t_decide = Clock::now();
-        inf.start_emulated_s = live_.uplink->NowEmulated();
-        inf.decision = live_.source->At(inf.start_emulated_s);
-        inf.decision_us +=
-            std::chrono::duration<double, std::micro>(Clock::now() - t_decide).count();
-      }
-      inf.start = Clock::now();
-      if (live_.source != nullptr) {
-        inf.boundary = RunUntilStop(inf);
-        split = inf.split;
-      } else {
-        inf.boundary = RunUnits(inf.input, 0, split, &inf);
-      }
-      inf.device_ms = MsBetween(inf.start, Clock::now());
-      if (split == n) {
-        Finish(inf, inf.boundary, "local", nullptr, std::nullopt);
-        continue;
-      }
-      std::string why;
-      if (!EnsureConnected(&why)) {
-        FinishLocally(inf, "edge unreachable: " + why);
-        continue;
-      }
-      wire::InferRequest req;
-      req.set_request_id(inf.id);
-      req.set_model(model_->name());
-      req.set_model_version(model_->version());
-      req.set_boundary(static_cast<uint32_t>(split));
-      req.set_deadline_ms(cfg_.deadline_ms);
-      const auto t_send = Clock::now();
-      Status st = client_->SendRequest(req, inf.boundary);
-      inf.sent = Clock::now();
-      inf.send_ms = MsBetween(t_send, inf.sent);
-      if (!st.ok()) {
-        if (st.code() == StatusCode::kResourceExhausted) {
-          FinishLocally(inf, "edge refused: " + st.message());
-        } else {
-          OnConnectionLost(st);
-          FinishLocally(inf, "send failed: " + st.ToString());
-        }
-        continue;
-      }
-      inf.bytes_sent = inf.boundary.nbytes();
-      if (live_.goodput != nullptr) {
-        // Goodput in emulated time: the wall send time times the time scale.
-        live_.goodput->Add(8.0 * static_cast<double>(inf.bytes_sent),
-                           inf.send_ms / 1000.0 * live_.uplink->time_scale());
-      }
-      pending_.emplace(inf.id, std::move(inf));
-      while (static_cast<int>(pending_.size()) >= cfg_.in_flight) ReadOne();
-    }
+    for (int i = 0; i < cfg_.requests; ++i) Start(i, split);
     while (!pending_.empty()) ReadOne();
     return std::move(records_);
   }
 
+  // Replay: the inference of segment i alone, to its result (segments of several policies are
+  // interleaved, so that a machine whose speed drifts during a replay slows every policy alike).
+  json RunSegment(int i) {
+    records_.clear();
+    Start(i, 0);
+    while (!pending_.empty()) ReadOne();
+    json r = records_.empty() ? json() : std::move(records_.front());
+    records_.clear();
+    return r;
+  }
+
  private:
+  // Starts inference i: runs its device part, then finishes it locally or sends it (at most
+  // --in-flight outstanding).
+  void Start(int i, size_t split) {
+    const size_t n = model_->num_units();
+    Inference inf;
+    inf.id = next_id_++;
+    inf.split = split;
+    {
+      // Inputs differ per request but are reproducible from the seed.
+      torch::manual_seed(cfg_.seed * 1000003 + inf.id);
+      std::vector<int64_t> shape{1};
+      shape.insert(shape.end(), model_->input_shape().begin(), model_->input_shape().end());
+      inf.input = torch::randn(shape);
+    }
+    c10::InferenceMode guard;
+    if (live_.source != nullptr) {
+      if (static_cast<size_t>(i) < live_.segment_starts.size()) {
+        live_.uplink->StartAt(live_.segment_starts[i]);
+        inf.segment = i;
+      }
+      live_.source->Feed(live_.uplink->NowEmulated());
+      const auto t_decide = Clock::now();
+      // A replay segment starts exactly at its offset (the clock was just set there).
+      inf.start_emulated_s =
+          inf.segment >= 0 ? live_.segment_starts[i] : live_.uplink->NowEmulated();
+      inf.decision = live_.source->At(inf.start_emulated_s);
+      inf.decision_us += std::chrono::duration<double, std::micro>(Clock::now() - t_decide).count();
+    }
+    inf.start = Clock::now();
+    if (live_.source != nullptr) {
+      inf.boundary = RunUntilStop(inf);
+      split = inf.split;
+    } else {
+      inf.boundary = RunUnits(inf.input, 0, split, &inf);
+    }
+    inf.device_ms = MsBetween(inf.start, Clock::now());
+    if (split == n) {
+      Finish(inf, inf.boundary, "local", nullptr, std::nullopt);
+      return;
+    }
+    std::string why;
+    if (!EnsureConnected(&why)) {
+      FinishLocally(inf, "edge unreachable: " + why);
+      return;
+    }
+    wire::InferRequest req;
+    req.set_request_id(inf.id);
+    req.set_model(model_->name());
+    req.set_model_version(model_->version());
+    req.set_boundary(static_cast<uint32_t>(split));
+    req.set_deadline_ms(cfg_.deadline_ms);
+    const auto t_send = Clock::now();
+    Status st = client_->SendRequest(req, inf.boundary);
+    inf.sent = Clock::now();
+    inf.send_ms = MsBetween(t_send, inf.sent);
+    if (!st.ok()) {
+      if (st.code() == StatusCode::kResourceExhausted) {
+        FinishLocally(inf, "edge refused: " + st.message());
+      } else {
+        OnConnectionLost(st);
+        FinishLocally(inf, "send failed: " + st.ToString());
+      }
+      return;
+    }
+    inf.bytes_sent = inf.boundary.nbytes();
+    if (live_.goodput != nullptr) {
+      // Goodput in emulated time: the wall send time times the time scale.
+      live_.goodput->Add(8.0 * static_cast<double>(inf.bytes_sent),
+                         inf.send_ms / 1000.0 * live_.uplink->time_scale());
+    }
+    pending_.emplace(inf.id, std::move(inf));
+    while (static_cast<int>(pending_.size()) >= cfg_.in_flight) ReadOne();
+  }
+
   // Units [from, to) on the device, one at a time; with --device-slowdown X each takes X times
   // its measured time (the difference is slept).
   at::Tensor RunUnits(at::Tensor x, size_t from, size_t to, Inference* inf) {
@@ -355,6 +373,7 @@ class Runner {
           same_shape && out.dim() >= 1 && out.flatten(1).argmax(1).equal(ref.flatten(1).argmax(1));
     }
     if (cfg_.json) std::cout << r.dump() << std::endl;
+    if (cfg_.ledger != nullptr) *cfg_.ledger << r.dump() << "\n";
     records_.push_back(std::move(r));
   }
 
@@ -399,8 +418,8 @@ class Runner {
     (*r)["oracle_boundary"] = nullptr;
     if (live_.scored != nullptr && d.series_model()) {
       const decision::RateSeries& series = live_.uplink->series();
-      const size_t i0 =
-          static_cast<size_t>(std::floor(inf.start_emulated_s / series.dt_s)) % series.size();
+      const size_t i0 = static_cast<size_t>(std::floor(inf.start_emulated_s / series.dt_s + 1e-6)) %
+                        series.size();
       const decision::Episode e = live_.scored->EpisodeAt(*live_.cost_model, *d.series_model(), i0);
       int b = 0;
       (*r)["sim_cost"] = decision::EpisodeCost(d.problem(), d.policy(), e, &b);
@@ -890,6 +909,7 @@ int main(int argc, char** argv) {
       return 2;
     }
   }
+  cfg.ledger = ledger.is_open() ? &ledger : nullptr;
 
   if (!cfg.json) {
     std::printf("model %s@%u, %zu units, server %s\n", (*model)->name().c_str(),
@@ -905,7 +925,6 @@ int main(int argc, char** argv) {
         failures += !(r["max_abs_diff"].get<double>() >= 0 &&
                       r["max_abs_diff"].get<double>() <= 1e-5 && r["top1_match"].get<bool>());
       }
-      if (ledger.is_open()) ledger << r.dump() << "\n";
     }
   };
   if (cfg.policy.empty()) {
@@ -920,6 +939,8 @@ int main(int argc, char** argv) {
     std::vector<PolicySummary> summaries;
     Config run_cfg = cfg;
     if (segments > 0) run_cfg.requests = segments;
+    std::vector<std::unique_ptr<GoodputEstimator>> goodputs;
+    std::vector<std::unique_ptr<Runner>> runners;
     for (size_t p = 0; p < policies.size(); ++p) {
       LiveContext live;
       live.source = sources[p].get();
@@ -929,20 +950,29 @@ int main(int argc, char** argv) {
       live.cost_model = &*cost_model;
       live.scored = scored.get();
       live.segment_starts = segment_starts;
-      std::unique_ptr<GoodputEstimator> goodput;
       if (cfg.csi == "estimated") {
-        goodput = std::make_unique<GoodputEstimator>(goodput_window, fallback_prior_bps);
-        live.goodput = goodput.get();
+        goodputs.push_back(std::make_unique<GoodputEstimator>(goodput_window, fallback_prior_bps));
+        live.goodput = goodputs.back().get();
       }
-      Runner runner(run_cfg, *model, &client, live);
+      runners.push_back(std::make_unique<Runner>(run_cfg, *model, &client, live));
+    }
+    std::vector<std::vector<json>> recs(policies.size());
+    if (segments > 0) {
+      // Segment-major: every policy runs segment j before any runs j+1, so a drift in this
+      // machine's speed during the replay reaches every policy alike.
+      for (int j = 0; j < segments; ++j)
+        for (size_t p = 0; p < policies.size(); ++p) recs[p].push_back(runners[p]->RunSegment(j));
+    } else {
       uplink->StartAt(run_start_s);
-      auto recs = runner.Run(0);
-      count_failures(recs);
-      summaries.push_back(Summarize(policies[p], recs));
+      recs[0] = runners[0]->Run(0);
+    }
+    for (size_t p = 0; p < policies.size(); ++p) {
+      count_failures(recs[p]);
+      summaries.push_back(Summarize(policies[p], recs[p]));
       if (!cfg.json) {
         // One row per boundary the policy chose, then the ledger's means.
         std::map<size_t, std::vector<json>> by_boundary;
-        for (auto& r : recs) by_boundary[r["split"].get<size_t>()].push_back(r);
+        for (auto& r : recs[p]) by_boundary[r["split"].get<size_t>()].push_back(r);
         std::printf("policy %s:\n", policies[p].c_str());
         for (auto& [k, group] : by_boundary) PrintSummaryRow(group, cfg.verify);
         PrintPolicyLine(summaries.back(), cfg.csi);

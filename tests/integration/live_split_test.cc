@@ -227,7 +227,8 @@ TEST_F(LiveSplitTest, ReplayRunsEveryPolicyOnTheSameSegments) {
   std::vector<double> starts, oracle;
   for (size_t p = 0; p < names.size(); ++p) {
     for (int i = 0; i < kSegments; ++i) {
-      const json& r = recs[p * kSegments + i];
+      // Segment-major: segment i of every policy before segment i + 1 of any.
+      const json& r = recs[i * names.size() + p];
       SCOPED_TRACE(r.dump());
       EXPECT_EQ(r["policy"], names[p]);
       EXPECT_EQ(r["segment"], i);
