@@ -1,6 +1,7 @@
 #include "common/decision/cost_model.h"
 
 #include <cmath>
+#include <limits>
 #include <sstream>
 
 #include "common/decision/trace.h"
@@ -88,6 +89,9 @@ bool CostOptions::IsValid(std::string* error) const {
   if (!positive(edge_speedup)) return fail("edge_speedup", edge_speedup, "> 0");
   if (!nonneg(edge_queue_ms)) return fail("edge_queue_ms", edge_queue_ms, ">= 0");
   if (!positive(downlink_bps)) return fail("downlink_bps", downlink_bps, "> 0");
+  if (!(min_agreement >= 0 && min_agreement <= 1))
+    return fail("min_agreement", min_agreement, "in [0, 1]");
+  if (!nonneg(fidelity_weight)) return fail("fidelity_weight", fidelity_weight, ">= 0");
   return true;
 }
 
@@ -108,7 +112,9 @@ Result<CostOptions> CostOptions::FromJson(const nlohmann::json& j) {
                           {"device_slowdown", &o.device_slowdown},
                           {"edge_speedup", &o.edge_speedup},
                           {"edge_queue_ms", &o.edge_queue_ms},
-                          {"downlink_bps", &o.downlink_bps}};
+                          {"downlink_bps", &o.downlink_bps},
+                          {"min_agreement", &o.min_agreement},
+                          {"fidelity_weight", &o.fidelity_weight}};
   for (auto it = j.begin(); it != j.end(); ++it) {
     const std::string& key = it.key();
     if (key == "energy_model") {
@@ -158,10 +164,66 @@ nlohmann::json CostOptions::ToJson() const {
           {"device_slowdown", device_slowdown},
           {"edge_speedup", edge_speedup},
           {"edge_queue_ms", edge_queue_ms},
-          {"downlink_bps", downlink_bps}};
+          {"downlink_bps", downlink_bps},
+          {"min_agreement", min_agreement},
+          {"fidelity_weight", fidelity_weight}};
 }
 
-Result<CostModel> CostModel::Create(ModelProfile profile, CostOptions options) {
+Result<std::vector<WireOption>> ParseCodecProfile(const nlohmann::json& j, int n,
+                                                  const std::string& source) {
+  if (!j.is_object() || !j.contains("codecs") || !j.at("codecs").is_array())
+    return InvalidArgumentError(source + ": expected {\"codecs\": [...]}");
+  std::vector<WireOption> out;
+  const double nan = std::numeric_limits<double>::quiet_NaN();
+  try {
+    for (const nlohmann::json& c : j.at("codecs")) {
+      WireOption o;
+      o.name = c.at("name").get<std::string>();
+      if (o.name.empty()) return InvalidArgumentError(source + ": a codec without a name");
+      if (o.name == "fp32") continue;  // option 0 is built in
+      for (const WireOption& seen : out)
+        if (seen.name == o.name)
+          return InvalidArgumentError(source + ": codec " + o.name + " appears twice");
+      o.bytes.assign(n, nan);
+      o.encode_ms.assign(n, 0.0);
+      o.decode_ms.assign(n, 0.0);
+      o.top1_agreement.assign(n, 0.0);
+      for (const nlohmann::json& b : c.at("boundaries")) {
+        const int64_t k = b.at("k").get<int64_t>();
+        const std::string where = source + ": codec " + o.name + " boundary " + std::to_string(k);
+        if (k < 0 || k >= n) return InvalidArgumentError(where + ": k must be in [0, N)");
+        const double bytes = b.at("bytes").get<double>();
+        const double enc = b.value("encode_ms", 0.0), dec = b.value("decode_ms", 0.0);
+        const double agree = b.value("top1_agreement", 1.0);
+        if (!(bytes > 0) || !std::isfinite(bytes))
+          return InvalidArgumentError(where + ": bytes must be > 0");
+        if (!(enc >= 0) || !(dec >= 0) || !std::isfinite(enc) || !std::isfinite(dec))
+          return InvalidArgumentError(where + ": encode_ms and decode_ms must be >= 0");
+        if (!(agree >= 0 && agree <= 1))
+          return InvalidArgumentError(where + ": top1_agreement must be in [0, 1]");
+        o.bytes[k] = bytes;
+        o.encode_ms[k] = enc;
+        o.decode_ms[k] = dec;
+        o.top1_agreement[k] = agree;
+      }
+      out.push_back(std::move(o));
+    }
+  } catch (const nlohmann::json::exception& e) {
+    return InvalidArgumentError(source + ": " + e.what());
+  }
+  return out;
+}
+
+Result<std::vector<WireOption>> LoadCodecProfile(const std::string& path, int num_units) {
+  Result<std::string> text = ReadFile(path);
+  if (!text.ok()) return text.status();
+  nlohmann::json j = nlohmann::json::parse(*text, nullptr, false);
+  if (j.is_discarded()) return InvalidArgumentError(path + ": not valid JSON");
+  return ParseCodecProfile(j, num_units, path);
+}
+
+Result<CostModel> CostModel::Create(ModelProfile profile, CostOptions options,
+                                    std::vector<WireOption> codecs) {
   SPLITINFER_RETURN_IF_ERROR(profile.Validate());
   std::string error;
   if (!options.IsValid(&error)) return InvalidArgumentError("cost options: " + error);
@@ -188,6 +250,22 @@ Result<CostModel> CostModel::Create(ModelProfile profile, CostOptions options) {
     m.edge_tail_s_(k) =
         m.edge_tail_s_(k + 1) + profile.units[k].time_ms * 1e-3 / options.edge_speedup;
   for (int k = 0; k < n; ++k) m.edge_tail_s_(k) += options.edge_queue_ms * 1e-3;
+  WireOption raw;
+  raw.name = "fp32";
+  for (int k = 0; k < n; ++k) raw.bytes.push_back(static_cast<double>(profile.BoundaryBytes(k)));
+  raw.encode_ms.assign(n, 0.0);
+  raw.decode_ms.assign(n, 0.0);
+  raw.top1_agreement.assign(n, 1.0);
+  m.options_by_index_.push_back(std::move(raw));
+  for (WireOption& c : codecs) {
+    if (c.name.empty() || c.name == "fp32")
+      return InvalidArgumentError("wire option: a codec needs a name other than fp32");
+    if (static_cast<int>(c.bytes.size()) != n || static_cast<int>(c.encode_ms.size()) != n ||
+        static_cast<int>(c.decode_ms.size()) != n || static_cast<int>(c.top1_agreement.size()) != n)
+      return InvalidArgumentError("wire option " + c.name +
+                                  ": needs one entry per boundary 0..N-1");
+    m.options_by_index_.push_back(std::move(c));
+  }
   m.profile_ = std::move(profile);
   m.options_ = options;
   return m;
@@ -200,7 +278,50 @@ double CostModel::StopCostForTransfer(int boundary, double transfer_s) const {
 
 double CostModel::StopCostAtRate(int boundary, double rate_bps) const {
   if (boundary >= num_units()) return 0.0;
-  return StopCostForTransfer(boundary, Bits(boundary) / rate_bps);
+  if (num_wire_options() == 1) return StopCostForTransfer(boundary, Bits(boundary) / rate_bps);
+  const int c = BestOptionAtRate(boundary, rate_bps);
+  return StopCostForTransfer(boundary, OptionBits(boundary, c) / rate_bps, c);
+}
+
+int CostModel::BestOptionAtRate(int boundary, double rate_bps) const {
+  if (boundary >= num_units()) return 0;
+  int best = 0;
+  double best_cost = std::numeric_limits<double>::infinity();
+  for (int c = 0; c < num_wire_options(); ++c) {
+    const double cost = StopCostForTransfer(boundary, OptionBits(boundary, c) / rate_bps, c);
+    if (cost < best_cost) best = c, best_cost = cost;
+  }
+  return best;
+}
+
+double CostModel::OptionBits(int boundary, int c) const {
+  if (boundary >= num_units()) return 0.0;
+  return 8.0 * options_by_index_[c].bytes[boundary];
+}
+
+bool CostModel::OptionAllowed(int boundary, int c) const {
+  if (boundary >= num_units()) return c == 0;
+  if (c == 0) return true;
+  const WireOption& o = options_by_index_[c];
+  return std::isfinite(o.bytes[boundary]) && o.top1_agreement[boundary] >= options_.min_agreement;
+}
+
+double CostModel::OptionOverhead(int boundary, int c) const {
+  if (c == 0 || boundary >= num_units()) return 0.0;
+  const WireOption& o = options_by_index_[c];
+  const double enc_s = o.encode_ms[boundary] * 1e-3 * options_.device_slowdown;
+  const double dec_s = o.decode_ms[boundary] * 1e-3 / options_.edge_speedup;
+  const double device_w = options_.energy_model == EnergyModel::kPower
+                              ? options_.device_power_w
+                              : options_.kappa * std::pow(options_.device_freq_hz, 3);
+  return options_.w_time * (enc_s + dec_s) + options_.w_energy * device_w * enc_s +
+         options_.fidelity_weight * (1.0 - o.top1_agreement[boundary]);
+}
+
+double CostModel::StopCostForTransfer(int boundary, double transfer_s, int c) const {
+  if (boundary >= num_units()) return 0.0;
+  if (!OptionAllowed(boundary, c)) return std::numeric_limits<double>::infinity();
+  return StopCostForTransfer(boundary, transfer_s) + OptionOverhead(boundary, c);
 }
 
 double CostModel::DownloadCost(int m) const {

@@ -44,6 +44,25 @@ Result<ModelProfile> LoadProfile(const std::string& path);
 
 enum class EnergyModel { kPower, kCmos };
 
+// One way of sending the tensor at a boundary (issue 6): a codec for the split tensor, measured
+// per boundary by codec_fidelity. Option 0 of every cost model is the raw float32 tensor (bytes
+// s_k, no coding time, agreement 1); a codec profile adds the others.
+struct WireOption {
+  std::string name;                    // "fp16", "int8c+zstd", ...
+  std::vector<double> bytes;           // per boundary k in [0, N): encoded bytes (mean)
+  std::vector<double> encode_ms;       // on the profiling machine (scaled by device_slowdown)
+  std::vector<double> decode_ms;       // on the profiling machine (scaled by 1 / edge_speedup)
+  std::vector<double> top1_agreement;  // share of inputs whose top-1 class equals float32's
+};
+
+// The codec profile of one model: the JSON codec_fidelity writes
+// ({"model", "codecs": [{"name", "boundaries": [{"k", "bytes", "encode_ms", "decode_ms",
+// "top1_agreement", ...}]}]}). Boundaries a codec does not list are unavailable for it; "fp32"
+// entries are skipped (option 0 is built in). `source` names the file in errors.
+Result<std::vector<WireOption>> ParseCodecProfile(const nlohmann::json& j, int num_units,
+                                                  const std::string& source);
+Result<std::vector<WireOption>> LoadCodecProfile(const std::string& path, int num_units);
+
 // Parameters of the cost model. Units: W, Hz, bit/s, seconds, joules.
 struct CostOptions {
   double p_tx_w = 0.5;  // uplink transmit power
@@ -58,6 +77,11 @@ struct CostOptions {
   double edge_speedup = 1.0;      // edge time = profile time / speedup
   double edge_queue_ms = 0.0;     // added to every offload (server-reported queueing)
   double downlink_bps = 50e6;     // placement download rate
+  // Wire options (issue 6): a codec whose top-1 agreement with float32 at a boundary is below
+  // min_agreement is not allowed there; fidelity_weight prices the disagreement (cost units per
+  // unit of lost agreement) in the stop cost.
+  double min_agreement = 0.0;
+  double fidelity_weight = 0.0;
 
   bool IsValid(std::string* error) const;
   // Reads the keys above from a JSON object; an unknown key or a wrong type is an error that
@@ -70,7 +94,9 @@ struct CostOptions {
 // The per-boundary numbers the solvers need, for one profile and one set of options.
 class CostModel {
  public:
-  static Result<CostModel> Create(ModelProfile profile, CostOptions options);
+  // `codecs`: the wire options beyond float32 (empty: float32 only, the cost model of before).
+  static Result<CostModel> Create(ModelProfile profile, CostOptions options,
+                                  std::vector<WireOption> codecs = {});
 
   const ModelProfile& profile() const { return profile_; }
   const CostOptions& options() const { return options_; }
@@ -87,10 +113,26 @@ class CostModel {
   double Bits(int boundary) const {
     return 8.0 * static_cast<double>(profile_.BoundaryBytes(boundary));
   }
-  // S_k for a transfer lasting `transfer_s` seconds; S_N = 0.
+  // S_k for a float32 transfer lasting `transfer_s` seconds; S_N = 0.
   double StopCostForTransfer(int boundary, double transfer_s) const;
-  // S_k(r) = a 8 s_k / r + w_T T_edge(k): the textbook price at a constant rate r.
+  // S_k(r) = min over allowed wire options c of a 8 s_kc / r + overhead_kc + w_T T_edge(k): the
+  // textbook price at a constant rate r (float32 only: a 8 s_k / r + w_T T_edge(k)).
   double StopCostAtRate(int boundary, double rate_bps) const;
+  // The option that attains StopCostAtRate.
+  int BestOptionAtRate(int boundary, double rate_bps) const;
+
+  // Wire options: 0 is float32; the others come from the codec profile.
+  int num_wire_options() const { return static_cast<int>(options_by_index_.size()); }
+  const std::string& WireOptionName(int c) const { return options_by_index_[c].name; }
+  // Bits on the wire at boundary k with option c.
+  double OptionBits(int boundary, int c) const;
+  // Whether option c may be used at boundary k (measured there, agreement >= min_agreement).
+  bool OptionAllowed(int boundary, int c) const;
+  // Coding cost of option c at boundary k: w_T (encode x slowdown + decode / speedup) + w_E
+  // (device power x encode x slowdown) + fidelity_weight (1 - agreement).
+  double OptionOverhead(int boundary, int c) const;
+  // S_k with option c for a transfer lasting `transfer_s` seconds (+inf where not allowed).
+  double StopCostForTransfer(int boundary, double transfer_s, int c) const;
   // Sum of C_1..C_k (the device cost of reaching boundary k).
   double CumulativeContinueCost(int boundary) const { return cum_continue_(boundary); }
   // Cost of downloading units 1..M once: (w_E P_rx + w_T) 8 sum w_l / downlink.
@@ -103,6 +145,7 @@ class CostModel {
   CostOptions options_;
   Eigen::VectorXd device_time_s_, device_energy_j_, continue_cost_, edge_tail_s_, cum_continue_;
   std::vector<int64_t> cum_param_bytes_;
+  std::vector<WireOption> options_by_index_;  // [0] = float32
 };
 
 }  // namespace splitinfer::decision

@@ -42,9 +42,11 @@ Status ParseKeyValues(const std::string& args, ChannelSpec* spec) {
 struct Accumulator {
   double sum = 0, sum_sq = 0, boundary = 0;
   int local = 0, edge = 0;
-  std::vector<int> counts;
-  void Add(double c, int b, int n) {
+  std::vector<int> counts, options;
+  void Add(double c, int b, int n, int option = -1, int num_options = 1) {
     if (counts.empty()) counts.assign(n + 1, 0);
+    if (options.empty()) options.assign(num_options, 0);
+    if (option >= 0 && b < n) ++options[option];
     ++counts[b];
     sum += c;
     sum_sq += c * c;
@@ -62,6 +64,7 @@ struct Accumulator {
     s.share_local = static_cast<double>(local) / count;
     s.share_edge = static_cast<double>(edge) / count;
     s.boundary_counts = counts;
+    s.option_counts = options;
     return s;
   }
 };
@@ -97,12 +100,16 @@ Result<World> RayleighWorld(const CostModel& cost, const ChannelSpec& ch, const 
     Episode e;
     e.state.resize(n + 1);
     e.stop_cost.resize(n + 1);
+    const int options = cost.num_wire_options();
+    if (options > 1) e.option_cost.assign(n + 1, std::vector<double>(options, 0.0));
     for (int l = 0; l <= n; ++l) {
       const double r = ShannonRate(bw, snr, gain(rng));
       const int s = shared_law->StateOf(r);
       e.state[l] = s;
-      e.stop_cost[l] =
-          cost.StopCostAtRate(l, shared_law->IsOutage(s) ? shared_law->floor_rate_bps : r);
+      const double rate = shared_law->IsOutage(s) ? shared_law->floor_rate_bps : r;
+      e.stop_cost[l] = cost.StopCostAtRate(l, rate);
+      for (int c = 0; options > 1 && c < options; ++c)
+        e.option_cost[l][c] = cost.StopCostForTransfer(l, cost.OptionBits(l, c) / rate, c);
     }
     return e;
   };
@@ -237,35 +244,44 @@ Result<SeriesModel> SeriesModel::Fit(const CostModel& cost, const RateSeries& fi
       steps.push_back(CountTransitions(states_fit, k, static_cast<int>(m.lag_[l + 1] - m.lag_[l]),
                                        law->stationary, 0.0));
   }
-  // Expected transfer time of s_l bytes given the observed state, learned on the fitting series
-  // (SPEC section 6); the transfer starts at the step after the observation.
-  Eigen::MatrixXd transfer(n + 1, k);
-  if (o.pricing == Pricing::kExpectedTransfer) {
-    TransferClock clock(fit);
-    const size_t stride = std::max<size_t>(1, obs_fit.size() / 20000);
+  // Expected transfer time of each wire option's bytes at boundary l given the observed state,
+  // learned on the fitting series (SPEC section 6); the transfer starts at the step after the
+  // observation.
+  std::vector<Eigen::MatrixXd> transfers;
+  const TransferClock clock(fit);
+  for (int c = 0; c < cost.num_wire_options(); ++c) {
+    Eigen::MatrixXd transfer(n + 1, k);
     for (int l = 0; l < n; ++l) {
-      Eigen::VectorXd sum = Eigen::VectorXd::Zero(k), count = Eigen::VectorXd::Zero(k);
-      for (size_t i = 0; i < obs_fit.size(); i += stride) {
-        sum(states_fit[i]) += clock.TransferTime(i + 1, cost.Bits(l));
-        count(states_fit[i]) += 1;
+      const double bits = cost.OptionBits(l, c);
+      if (!cost.OptionAllowed(l, c)) {
+        transfer.row(l).setConstant(std::numeric_limits<double>::infinity());
+        continue;
       }
-      for (int s = 0; s < k; ++s)
-        transfer(l, s) = count(s) > 0 ? sum(s) / count(s) : cost.Bits(l) / fit.MeanRate();
+      if (o.pricing == Pricing::kExpectedTransfer) {
+        const size_t stride = std::max<size_t>(1, obs_fit.size() / 20000);
+        Eigen::VectorXd sum = Eigen::VectorXd::Zero(k), count = Eigen::VectorXd::Zero(k);
+        for (size_t i = 0; i < obs_fit.size(); i += stride) {
+          sum(states_fit[i]) += clock.TransferTime(i + 1, bits);
+          count(states_fit[i]) += 1;
+        }
+        for (int s = 0; s < k; ++s)
+          transfer(l, s) = count(s) > 0 ? sum(s) / count(s) : bits / fit.MeanRate();
+      } else {
+        for (int s = 0; s < k; ++s) transfer(l, s) = bits / std::max(law->rate_bps(s), 1.0);
+      }
     }
-  } else {
-    for (int l = 0; l < n; ++l)
-      for (int s = 0; s < k; ++s) transfer(l, s) = cost.Bits(l) / std::max(law->rate_bps(s), 1.0);
+    transfer.row(n).setZero();
+    if (c == 0 && !transfer.allFinite()) {
+      if (!o.allow_dead) return InvalidArgumentError(what + ": the trace carries no bits");
+      // +inf transfer times: S_l = +inf, "offloading not allowed" (the horizon row stays 0).
+      for (int l = 0; l < n; ++l)
+        for (int s = 0; s < k; ++s)
+          if (!std::isfinite(transfer(l, s)))
+            transfer(l, s) = std::numeric_limits<double>::infinity();
+    }
+    transfers.push_back(std::move(transfer));
   }
-  transfer.row(n).setZero();
-  if (!transfer.allFinite()) {
-    if (!o.allow_dead) return InvalidArgumentError(what + ": the trace carries no bits");
-    // +inf transfer times: S_l = +inf, "offloading not allowed" (the horizon row stays 0).
-    for (int l = 0; l < n; ++l)
-      for (int s = 0; s < k; ++s)
-        if (!std::isfinite(transfer(l, s)))
-          transfer(l, s) = std::numeric_limits<double>::infinity();
-  }
-  Result<StoppingProblem> p = BuildProblemWithTransfers(cost, *law, n, transfer, steps);
+  Result<StoppingProblem> p = BuildProblemWithOptionTransfers(cost, *law, n, transfers, steps);
   if (!p.ok()) return p.status();
   m.problem_ = std::move(*p);
   m.law_ = std::move(*law);
@@ -285,10 +301,25 @@ Episode ScoredSeries::EpisodeAt(const CostModel& cost, const SeriesModel& model,
   Episode e;
   e.state.resize(n + 1);
   e.stop_cost.resize(n + 1);
+  const int options = cost.num_wire_options();
+  if (options > 1) e.option_cost.assign(n + 1, std::vector<double>(options, 0.0));
   for (int l = 0; l <= n; ++l) {
     const size_t i = (i0 + model.lag()[l]) % len;
     e.state[l] = model.StateOf(observed_[i], observed_long_.empty() ? 0.0 : observed_long_[i]);
-    e.stop_cost[l] = cost.StopCostForTransfer(l, clock_.TransferTime(i + 1, cost.Bits(l)));
+    if (options == 1) {
+      e.stop_cost[l] = cost.StopCostForTransfer(l, clock_.TransferTime(i + 1, cost.Bits(l)));
+      continue;
+    }
+    double best = std::numeric_limits<double>::infinity();
+    for (int c = 0; c < options; ++c) {
+      const double v =
+          cost.OptionAllowed(l, c)
+              ? cost.StopCostForTransfer(l, clock_.TransferTime(i + 1, cost.OptionBits(l, c)), c)
+              : std::numeric_limits<double>::infinity();
+      e.option_cost[l][c] = v;
+      best = std::min(best, v);
+    }
+    e.stop_cost[l] = best;
   }
   return e;
 }
@@ -361,14 +392,20 @@ Result<SimResult> RunSimulation(const CostModel& cost, const ChannelSpec& channe
   std::vector<Accumulator> acc(policies.size() + 1);
   std::mt19937_64 rng(o.seed);
   const int tick = std::max(1, o.episodes / 20);
+  const int options = cost.num_wire_options();
   for (int ep = 0; ep < o.episodes; ++ep) {
     const Episode e = world->draw(rng);
     int b = 0;
     const double oc = OracleEpisodeCost(p, e, &b);
-    acc[0].Add(oc, b, n);
+    int oracle_option = 0;
+    if (!e.option_cost.empty())
+      oracle_option =
+          static_cast<int>(std::min_element(e.option_cost[b].begin(), e.option_cost[b].end()) -
+                           e.option_cost[b].begin());
+    acc[0].Add(oc, b, n, oracle_option, options);
     for (size_t i = 0; i < policies.size(); ++i) {
       const double c = EpisodeCost(p, *policies[i], e, &b);
-      acc[i + 1].Add(c, b, n);
+      acc[i + 1].Add(c, b, n, p.StopOption(b, e.state[b]), options);
     }
     if (o.progress && (ep + 1) % tick == 0) o.progress(ep + 1, o.episodes);
   }
@@ -381,6 +418,7 @@ Result<SimResult> RunSimulation(const CostModel& cost, const ChannelSpec& channe
   r.episodes = o.episodes;
   r.fitted_law_mean_rate_bps = world->mean_rate;
   r.solve_ms = solve_ms;
+  for (int c = 0; c < options; ++c) r.wire_options.push_back(cost.WireOptionName(c));
   r.policies.push_back(acc[0].Stats("oracle", o.episodes));
   r.policies.back().model_expected_cost = kNaN;
   for (size_t i = 0; i < policies.size(); ++i) {
@@ -415,6 +453,7 @@ nlohmann::json ToJson(const SimResult& r) {
   j["law"] = r.markov ? "markov" : "iid";
   j["episodes"] = r.episodes;
   j["fitted_mean_rate_bps"] = r.fitted_law_mean_rate_bps;
+  j["wire_options"] = r.wire_options;
   j["solve_ms"] = r.solve_ms;
   for (const PolicyStats& s : r.policies)
     j["policies"].push_back({{"name", s.name},
@@ -425,7 +464,8 @@ nlohmann::json ToJson(const SimResult& r) {
                              {"share_edge", s.share_edge},
                              {"ratio_to_oracle", num(s.ratio_to_oracle)},
                              {"model_expected_cost", num(s.model_expected_cost)},
-                             {"boundary_counts", s.boundary_counts}});
+                             {"boundary_counts", s.boundary_counts},
+                             {"option_counts", s.option_counts}});
   auto plan_json = [&](const PlacementPlan& p) {
     nlohmann::json o;
     o["best_m"] = p.best_m;
@@ -459,6 +499,20 @@ std::string ToTable(const SimResult& r) {
     else
       out << "-";
     out << "\n";
+  }
+  if (r.wire_options.size() > 1) {
+    out << "wire options of the offloads:\n";
+    for (const PolicyStats& s : r.policies) {
+      int total = 0;
+      for (int c : s.option_counts) total += c;
+      if (total == 0) continue;
+      out << "  " << std::left << std::setw(14) << s.name << std::right;
+      for (size_t c = 0; c < s.option_counts.size(); ++c)
+        if (s.option_counts[c] > 0)
+          out << " " << r.wire_options[c] << " " << std::setprecision(1)
+              << 100.0 * s.option_counts[c] / total << "%";
+      out << "\n";
+    }
   }
   out << "placement: M* = " << r.placement.best_m << " (BI), " << r.placement_ola.best_m
       << " (OLA) of N = " << r.num_units << ", objective " << std::setprecision(5)

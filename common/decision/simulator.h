@@ -145,6 +145,7 @@ struct PolicyStats {
   double ratio_to_oracle = 0.0;
   double model_expected_cost = 0.0;  // exact expected cost under the fitted law (NaN: oracle)
   std::vector<int> boundary_counts;  // N+1: how often each boundary was chosen
+  std::vector<int> option_counts;    // per wire option: offloads that used it
 };
 
 struct SimResult {
@@ -155,7 +156,8 @@ struct SimResult {
   bool markov = false;
   int episodes = 0;
   double fitted_law_mean_rate_bps = 0.0;
-  std::vector<PolicyStats> policies;  // oracle first
+  std::vector<PolicyStats> policies;      // oracle first
+  std::vector<std::string> wire_options;  // names, option 0 = fp32
   PlacementPlan placement;
   PlacementPlan placement_ola;
   double solve_ms = 0.0;  // building the problem and every policy

@@ -68,6 +68,17 @@ int main(int argc, char** argv) {
                  "R, for the placement M*");
   app.add_option("--storage-mb", storage_mb, "device storage budget for the placement");
   app.add_option("--downlink-mbps", downlink_mbps, "placement download rate (overrides --config)");
+  std::string codecs_path;
+  double min_agreement = -1, fidelity_weight = -1;
+  app.add_option("--codecs", codecs_path,
+                 "codec profile JSON (codec_fidelity): the tensor may also be sent fp16/int8/"
+                 "+zstd, the option chosen with the boundary");
+  app.add_option("--min-agreement", min_agreement,
+                 "codecs below this top-1 agreement with float32 are not used (overrides --config)")
+      ->check(CLI::Range(0.0, 1.0));
+  app.add_option("--fidelity-weight", fidelity_weight,
+                 "cost per unit of lost top-1 agreement (overrides --config)")
+      ->check(CLI::Range(0.0, 1e9));
   app.add_flag("--json", json, "JSON on stdout");
   app.add_flag("--quiet", quiet, "no progress on stderr");
   CLI11_PARSE(app, argc, argv);
@@ -100,7 +111,17 @@ int main(int argc, char** argv) {
   if (w_energy >= 0) options.w_energy = w_energy;
   if (w_time >= 0) options.w_time = w_time;
   if (downlink_mbps >= 0) options.downlink_bps = downlink_mbps * 1e6;
-  splitinfer::Result<sd::CostModel> cost = sd::CostModel::Create(*profile, options);
+  if (min_agreement >= 0) options.min_agreement = min_agreement;
+  if (fidelity_weight >= 0) options.fidelity_weight = fidelity_weight;
+  std::vector<sd::WireOption> codecs;
+  if (!codecs_path.empty()) {
+    splitinfer::Result<std::vector<sd::WireOption>> loaded =
+        sd::LoadCodecProfile(codecs_path, profile->num_units());
+    if (!loaded.ok()) return fail(loaded.status());
+    codecs = std::move(*loaded);
+  }
+  splitinfer::Result<sd::CostModel> cost =
+      sd::CostModel::Create(*profile, options, std::move(codecs));
   if (!cost.ok()) return fail(cost.status());
   // Channel and simulation.
   splitinfer::Result<sd::ChannelSpec> channel = sd::ChannelSpec::Parse(channel_text);

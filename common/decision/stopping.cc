@@ -90,6 +90,7 @@ Result<StoppingProblem> BuildProblem(const CostModel& cost, const ChannelLaw& la
   p.horizon = horizon;
   const int k = law.num_states();
   p.stop_cost.resize(horizon + 1, k);
+  if (cost.num_wire_options() > 1) p.stop_option.assign(static_cast<size_t>(horizon + 1) * k, 0);
   for (int l = 0; l <= horizon; ++l) {
     for (int s = 0; s < k; ++s) {
       if (!law.IsOutage(s))
@@ -98,6 +99,9 @@ Result<StoppingProblem> BuildProblem(const CostModel& cost, const ChannelLaw& la
         p.stop_cost(l, s) = kInf;  // no offloading in an outage before the horizon
       else
         p.stop_cost(l, s) = cost.StopCostAtRate(l, law.floor_rate_bps);
+      if (!p.stop_option.empty() && (!law.IsOutage(s) || l == horizon))
+        p.stop_option[static_cast<size_t>(l) * k + s] =
+            cost.BestOptionAtRate(l, law.IsOutage(s) ? law.floor_rate_bps : law.rate_bps(s));
     }
   }
   return Finish(std::move(p), cost, law, steps);
@@ -117,6 +121,44 @@ Result<StoppingProblem> BuildProblemWithTransfers(const CostModel& cost, const C
   for (int l = 0; l <= horizon; ++l)
     for (int s = 0; s < law.num_states(); ++s)
       p.stop_cost(l, s) = l == n ? 0.0 : cost.StopCostForTransfer(l, transfer_s(l, s));
+  return Finish(std::move(p), cost, law, steps);
+}
+
+Result<StoppingProblem> BuildProblemWithOptionTransfers(
+    const CostModel& cost, const ChannelLaw& law, int horizon,
+    const std::vector<Eigen::MatrixXd>& transfer_by_option,
+    const std::vector<Eigen::MatrixXd>& steps) {
+  const int c_count = cost.num_wire_options();
+  if (static_cast<int>(transfer_by_option.size()) != c_count)
+    return InvalidArgumentError("one transfer table per wire option");
+  if (c_count == 1)
+    return BuildProblemWithTransfers(cost, law, horizon, transfer_by_option[0], steps);
+  SPLITINFER_RETURN_IF_ERROR(law.Validate());
+  const int n = cost.num_units(), k = law.num_states();
+  if (horizon < 0 || horizon > n) return InvalidArgumentError("horizon must be in [0, N]");
+  for (const Eigen::MatrixXd& t : transfer_by_option)
+    if (t.rows() < n || t.cols() != k)
+      return InvalidArgumentError("transfer tables must be (N+1) x K");
+  StoppingProblem p;
+  p.horizon = horizon;
+  p.stop_cost.resize(horizon + 1, k);
+  p.stop_option.assign(static_cast<size_t>(horizon + 1) * k, 0);
+  for (int l = 0; l <= horizon; ++l) {
+    for (int s = 0; s < k; ++s) {
+      if (l == n) {
+        p.stop_cost(l, s) = 0.0;
+        continue;
+      }
+      double best = kInf;
+      int arg = 0;
+      for (int c = 0; c < c_count; ++c) {
+        const double v = cost.StopCostForTransfer(l, transfer_by_option[c](l, s), c);
+        if (v < best) best = v, arg = c;
+      }
+      p.stop_cost(l, s) = best;
+      p.stop_option[static_cast<size_t>(l) * k + s] = arg;
+    }
+  }
   return Finish(std::move(p), cost, law, steps);
 }
 
@@ -166,6 +208,10 @@ StoppingProblem Truncate(const StoppingProblem& full, int m, const Eigen::RowVec
   p.continue_cost = full.continue_cost.head(m);
   p.stop_cost = full.stop_cost.topRows(m + 1);
   p.stop_cost.row(m) = terminal;
+  if (!full.stop_option.empty())
+    p.stop_option.assign(
+        full.stop_option.begin(),
+        full.stop_option.begin() + static_cast<std::ptrdiff_t>(m + 1) * full.num_states());
   p.initial = full.initial;
   p.iid = full.iid;
   if (!full.iid) p.transition.assign(full.transition.begin(), full.transition.begin() + m);
@@ -355,12 +401,15 @@ double EpisodeCost(const StoppingProblem& p, const StoppingPolicy& policy, const
   for (int l = 0; l < p.horizon; ++l) {
     if (policy.Stop(l, e.state[l], e.state[0])) {
       if (boundary) *boundary = l;
-      return cum + e.stop_cost[l];
+      return cum + (e.option_cost.empty() ? e.stop_cost[l]
+                                          : e.option_cost[l][p.StopOption(l, e.state[l])]);
     }
     cum += p.continue_cost(l);
   }
   if (boundary) *boundary = p.horizon;
-  return cum + e.stop_cost[p.horizon];
+  const int h = p.horizon;
+  return cum +
+         (e.option_cost.empty() ? e.stop_cost[h] : e.option_cost[h][p.StopOption(h, e.state[h])]);
 }
 
 double OracleEpisodeCost(const StoppingProblem& p, const Episode& e, int* boundary) {

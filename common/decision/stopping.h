@@ -35,8 +35,14 @@ struct StoppingProblem {
   Eigen::VectorXd initial;        // K: law of the state at boundary 0 (and i.i.d. draws)
   bool iid = true;
   std::vector<Eigen::MatrixXd> transition;  // Markov: H row-stochastic K x K, step l -> l+1
+  // Wire option (CostModel::WireOptionName) that attains S_l(s), row-major (H+1) x K; empty:
+  // option 0 (float32) everywhere. A stop in state s at l sends the tensor with this option.
+  std::vector<int> stop_option;
 
   int num_states() const { return static_cast<int>(initial.size()); }
+  int StopOption(int l, int s) const {
+    return stop_option.empty() ? 0 : stop_option[static_cast<size_t>(l) * num_states() + s];
+  }
   bool Allowed(int l, int s) const { return stop_cost(l, s) < kNotAllowed; }
   // Sum of C_1..C_l.
   double CumulativeContinue(int l) const { return continue_cost.head(l).sum(); }
@@ -59,10 +65,17 @@ enum class Pricing {
 Result<StoppingProblem> BuildProblem(const CostModel& cost, const ChannelLaw& law, int horizon,
                                      const std::vector<Eigen::MatrixXd>& steps = {});
 // Same, with S_l(s) = a * transfer_s(l, s) + w_T T_edge(l): the expected-transfer pricing of
-// SPEC section 6. transfer_s is (N+1) x K (row N unused).
+// SPEC section 6. transfer_s is (N+1) x K (row N unused). Float32 only.
 Result<StoppingProblem> BuildProblemWithTransfers(const CostModel& cost, const ChannelLaw& law,
                                                   int horizon, const Eigen::MatrixXd& transfer_s,
                                                   const std::vector<Eigen::MatrixXd>& steps = {});
+// With wire options (issue 6): S_l(s) = min over allowed options c of a * transfer_c(l, s) +
+// overhead_c(l) + w_T T_edge(l), one (N+1) x K transfer table per option of `cost`; stop_option
+// records the argmin.
+Result<StoppingProblem> BuildProblemWithOptionTransfers(
+    const CostModel& cost, const ChannelLaw& law, int horizon,
+    const std::vector<Eigen::MatrixXd>& transfer_by_option,
+    const std::vector<Eigen::MatrixXd>& steps = {});
 // Per-step Markov matrices law.transition^n_l for the first `horizon` units.
 std::vector<Eigen::MatrixXd> PowerSteps(const CostModel& cost, const ChannelLaw& law, int horizon);
 
@@ -182,7 +195,11 @@ Result<double> ExactOracleCost(const StoppingProblem& p, double max_paths = 2e6)
 // the realized cost of stopping there (e.g. the actual transfer time on the trace).
 struct Episode {
   std::vector<int> state;         // H+1
-  std::vector<double> stop_cost;  // H+1
+  std::vector<double> stop_cost;  // H+1: the best wire option's realized cost (the oracle's)
+  // With wire options: option_cost[l][c], the realized cost of stopping at l with option c; a
+  // policy pays the option its problem chose for the observed state (StopOption). Empty: one
+  // option.
+  std::vector<std::vector<double>> option_cost;
 };
 // Cost of running `policy` on an episode; `boundary` receives where it stopped.
 double EpisodeCost(const StoppingProblem& p, const StoppingPolicy& policy, const Episode& e,
