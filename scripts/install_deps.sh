@@ -11,6 +11,7 @@ packages=(
   libboost-dev                       # Boost.Asio (header-only)
   libprotobuf-dev protobuf-compiler  # wire metadata
   libeigen3-dev                      # decision-core numerics
+  libstb-dev                         # PNG/JPEG decoding of codec_fidelity's image inputs
   libgtest-dev libgmock-dev libbenchmark-dev
   libcli11-dev libspdlog-dev nlohmann-json3-dev
   python3-torch python3-torchvision  # scripts/export_torchscript.py (model export only)
