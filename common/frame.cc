@@ -1,5 +1,6 @@
 #include "common/frame.h"
 
+#include <cmath>
 #include <cstdio>
 #include <limits>
 
@@ -154,6 +155,108 @@ const char* DTypeName(int dtype) {
   }
 }
 
+const char* CodecName(int codec) {
+  switch (codec) {
+    case wire::CODEC_RAW:
+      return "raw";
+    case wire::CODEC_FLOAT16:
+      return "float16";
+    case wire::CODEC_INT8:
+      return "int8";
+    case wire::CODEC_INT8_CHANNEL:
+      return "int8-channel";
+    default:
+      return "unknown";
+  }
+}
+
+const char* LosslessName(int lossless) {
+  switch (lossless) {
+    case wire::LOSSLESS_NONE:
+      return "none";
+    case wire::LOSSLESS_ZSTD:
+      return "zstd";
+    default:
+      return "unknown";
+  }
+}
+
+bool IsRawTensorBody(const wire::TensorMeta& meta) {
+  return meta.codec() == wire::CODEC_RAW && meta.lossless() == wire::LOSSLESS_NONE;
+}
+
+size_t CodecElementSize(const wire::TensorMeta& meta) {
+  switch (meta.codec()) {
+    case wire::CODEC_RAW:
+      return DTypeSize(meta.dtype());
+    case wire::CODEC_FLOAT16:
+      return 2;
+    case wire::CODEC_INT8:
+    case wire::CODEC_INT8_CHANNEL:
+      return 1;
+    default:
+      return 0;
+  }
+}
+
+namespace {
+
+// The codec's parameters: none for RAW and FLOAT16, one (scale, zero point) for INT8, one per
+// channel for INT8_CHANNEL. A field that does not belong to the codec is refused rather than
+// ignored, so that a frame has one meaning only.
+Status ValidateCodecParams(const wire::TensorMeta& meta) {
+  const int codec = meta.codec();
+  const std::string name = CodecName(codec);
+  int expected = 0;
+  if (codec == wire::CODEC_INT8) {
+    expected = 1;
+  } else if (codec == wire::CODEC_INT8_CHANNEL) {
+    const int axis = meta.channel_axis();
+    if (axis < 0 || axis >= meta.shape_size()) {
+      return InvalidArgumentError("TensorMeta.channel_axis " + std::to_string(axis) +
+                                  " out of range for a rank-" + std::to_string(meta.shape_size()) +
+                                  " tensor");
+    }
+    // The metadata limit bounds how many scales a frame can carry, so this fits an int.
+    const int64_t channels = meta.shape(axis);
+    if (channels != meta.scale_size()) {
+      return InvalidArgumentError("TensorMeta.scale has " + std::to_string(meta.scale_size()) +
+                                  " values but the tensor has " + std::to_string(channels) +
+                                  " channels along axis " + std::to_string(axis));
+    }
+    expected = meta.scale_size();
+  }
+  if (codec != wire::CODEC_INT8_CHANNEL && meta.channel_axis() != 0) {
+    return InvalidArgumentError("TensorMeta.channel_axis is " +
+                                std::to_string(meta.channel_axis()) + " but codec " + name +
+                                " has no channel axis");
+  }
+  if (meta.scale_size() != expected) {
+    return InvalidArgumentError("TensorMeta.scale has " + std::to_string(meta.scale_size()) +
+                                " values but codec " + name + " takes " + std::to_string(expected));
+  }
+  if (meta.zero_point_size() != expected) {
+    return InvalidArgumentError("TensorMeta.zero_point has " +
+                                std::to_string(meta.zero_point_size()) + " values but codec " +
+                                name + " takes " + std::to_string(expected));
+  }
+  for (int i = 0; i < expected; ++i) {
+    const float s = meta.scale(i);
+    if (!std::isfinite(s) || !(s > 0.0f)) {
+      return InvalidArgumentError("TensorMeta.scale[" + std::to_string(i) +
+                                  "] = " + std::to_string(s) + ": scales must be finite and > 0");
+    }
+    const int32_t z = meta.zero_point(i);
+    if (z < 0 || z > 255) {
+      return InvalidArgumentError("TensorMeta.zero_point[" + std::to_string(i) +
+                                  "] = " + std::to_string(z) + " out of [0, 255]");
+    }
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
 Status ValidateTensorMeta(const wire::TensorMeta& meta, uint64_t body_len,
                           const FrameLimits& limits) {
   const size_t elem = DTypeSize(meta.dtype());
@@ -177,9 +280,57 @@ Status ValidateTensorMeta(const wire::TensorMeta& meta, uint64_t body_len,
     }
     numel *= static_cast<uint64_t>(d);
   }
+  const std::string tensor =
+      "tensor " + std::string(DTypeName(meta.dtype())) + "[" + shape_str + "]";
+  if (!IsRawTensorBody(meta) || meta.raw_bytes() != 0 || meta.scale_size() != 0 ||
+      meta.zero_point_size() != 0 || meta.channel_axis() != 0) {
+    const int codec = meta.codec();
+    if (codec < wire::CODEC_RAW || codec > wire::CODEC_INT8_CHANNEL) {
+      return InvalidArgumentError("unknown TensorMeta.codec " + std::to_string(codec));
+    }
+    if (meta.lossless() < wire::LOSSLESS_NONE || meta.lossless() > wire::LOSSLESS_ZSTD) {
+      return InvalidArgumentError("unknown TensorMeta.lossless " + std::to_string(meta.lossless()));
+    }
+    if (codec != wire::CODEC_RAW && meta.dtype() != wire::FLOAT32) {
+      return InvalidArgumentError(std::string("TensorMeta.dtype must be float32 with codec ") +
+                                  CodecName(codec) + " (the decoded type), got " +
+                                  DTypeName(meta.dtype()));
+    }
+    // numel <= 2^40 and elem <= 8: no overflow. The decoded tensor is what the receiver
+    // allocates, so it is held to the body limit whatever the body's own size.
+    const uint64_t decoded = numel * elem;
+    if (decoded > limits.max_body_bytes) {
+      return ResourceExhaustedError("decoded " + tensor + " of " + std::to_string(decoded) +
+                                    " bytes exceeds the limit of " +
+                                    std::to_string(limits.max_body_bytes) + " bytes");
+    }
+    SPLITINFER_RETURN_IF_ERROR(ValidateCodecParams(meta));
+    const uint64_t raw = numel * CodecElementSize(meta);
+    const std::string encoded = tensor + " encoded as " + CodecName(codec);
+    if (meta.lossless() == wire::LOSSLESS_NONE) {
+      if (meta.raw_bytes() != 0 && meta.raw_bytes() != raw) {
+        return InvalidArgumentError("TensorMeta.raw_bytes " + std::to_string(meta.raw_bytes()) +
+                                    " does not match " + encoded + " (" + std::to_string(raw) +
+                                    " bytes)");
+      }
+      if (body_len != raw) {
+        return InvalidArgumentError(encoded + " needs " + std::to_string(raw) +
+                                    " bytes but the body has " + std::to_string(body_len));
+      }
+      return Status::Ok();
+    }
+    // A lossless stage: raw_bytes is the decompressed size, fixed by the shape (so a stream
+    // that claims more is refused here, before any allocation).
+    if (meta.raw_bytes() != raw) {
+      return InvalidArgumentError(
+          "TensorMeta.raw_bytes " + std::to_string(meta.raw_bytes()) + " does not match " +
+          encoded + " (" + std::to_string(raw) + " bytes before " + LosslessName(meta.lossless()) +
+          ")" + (meta.raw_bytes() == 0 ? ": a lossless stage needs its decoded size" : ""));
+    }
+    return Status::Ok();
+  }
   if (numel > std::numeric_limits<uint64_t>::max() / elem || numel * elem != body_len) {
-    return InvalidArgumentError("tensor " + std::string(DTypeName(meta.dtype())) + "[" + shape_str +
-                                "] needs " + std::to_string(numel * elem) +
+    return InvalidArgumentError(tensor + " needs " + std::to_string(numel * elem) +
                                 " bytes but the body has " + std::to_string(body_len));
   }
   return Status::Ok();

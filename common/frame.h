@@ -67,8 +67,31 @@ Result<FrameHeader> DecodeHeader(const uint8_t* data, size_t size, const FrameLi
 size_t DTypeSize(int dtype);
 const char* DTypeName(int dtype);
 
+// Names of the codec enums of TensorMeta ("raw", "float16", "int8", "int8-channel"; "none",
+// "zstd"), "unknown" for other values.
+const char* CodecName(int codec);
+const char* LosslessName(int lossless);
+
+// True when the body is the tensor's own bytes (codec RAW, no lossless stage): the receiver reads
+// it straight into a tensor from AllocateForMeta (tensor_wire.h). Otherwise the body is decoded
+// with Decode (codec.h).
+bool IsRawTensorBody(const wire::TensorMeta& meta);
+
+// Bytes per element of the codec's output, before the lossless stage: DTypeSize(dtype) for RAW,
+// 2 for FLOAT16, 1 for the int8 codecs; 0 for an unknown codec.
+size_t CodecElementSize(const wire::TensorMeta& meta);
+
 // Checks that `meta` describes exactly `body_len` bytes: known dtype, rank in [1, max_rank],
 // dimensions >= 0, no overflow in the element count, and numel * dtype size == body_len.
+//
+// With codec fields (issue 6) it also checks, before anything is allocated: known codec and
+// lossless ids; dtype FLOAT32 for codecs other than RAW (the decoded type); the decoded tensor
+// within limits.max_body_bytes (kResourceExhausted: the bound on a decompressed body); the
+// codec's parameters (one scale and zero point per tensor, or one per index of channel_axis;
+// scales finite and > 0; zero points in [0, 255]; no parameters for RAW and FLOAT16); raw_bytes
+// = numel * CodecElementSize (0 allowed without a lossless stage), and body_len = raw_bytes
+// without a lossless stage. Every message names the field. What needs the body itself (a zstd
+// frame's content size, whether it decompresses) is checked by Decode (codec.h).
 Status ValidateTensorMeta(const wire::TensorMeta& meta, uint64_t body_len,
                           const FrameLimits& limits);
 
