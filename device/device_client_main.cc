@@ -10,6 +10,9 @@
 //
 //   device_client --server ... --model resnet18 --policy bi --channel trace:FILE --json
 //
+// With --codec (fp16, int8, int8c, optionally +zstd; common/codec.h) the tensor at the split is
+// encoded before it is sent, and --verify compares with a local run through the same codec.
+//
 // No inference is lost: when the edge cannot be reached, refuses a request, or vanishes while
 // requests are in flight, the client finishes those inferences locally from the tensor it kept
 // and says so in the record ("fallback").
@@ -30,6 +33,7 @@
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
+#include "common/codec.h"
 #include "common/decision/online_law.h"
 #include "common/model_zoo.h"
 #include "common/torchscript_model.h"
@@ -45,6 +49,14 @@ namespace {
 
 double MsBetween(Clock::time_point a, Clock::time_point b) {
   return std::chrono::duration<double, std::milli>(b - a).count();
+}
+
+// Limits for decoding a tensor this process encoded itself: the network's bounds do not apply.
+FrameLimits OwnTensorLimits() {
+  FrameLimits l;
+  l.max_body_bytes = uint64_t{1} << 40;
+  l.max_tensor_rank = 16;
+  return l;
 }
 
 struct Config {
@@ -63,6 +75,8 @@ struct Config {
   int io_timeout_ms = 30000;
   int reconnect_ms = 500;
   uint32_t deadline_ms = 0;
+  // --codec: how the tensor at the split travels (fp32: the raw body, as before codecs).
+  CodecSpec codec;
   // Live splitting (empty policy: the fixed --split of before).
   std::string policy;
   std::string channel;
@@ -126,6 +140,10 @@ struct Inference {
   int segment = -1;                              // replay: segment index
   Clock::time_point sent;
   uint64_t bytes_sent = 0;
+  // --codec other than fp32: the boundary tensor as sent. Every path from the split on (edge,
+  // local fallback, verification) uses its decoded form, so results agree wherever they ran.
+  std::optional<Encoded> encoded;
+  double encode_ms = 0;
 };
 
 class Runner {
@@ -200,6 +218,18 @@ class Runner {
       Finish(inf, inf.boundary, "local", nullptr, std::nullopt);
       return;
     }
+    if (!cfg_.codec.IsRaw()) {
+      const auto t_encode = Clock::now();
+      Result<Encoded> enc = Encode(inf.boundary, cfg_.codec);
+      const auto encoded_at = Clock::now();
+      inf.encode_ms = MsBetween(t_encode, encoded_at);
+      inf.device_s += std::chrono::duration<double>(encoded_at - t_encode).count();
+      if (!enc.ok()) {  // e.g. NaN under int8: the raw tensor finishes here
+        FinishLocally(inf, "encode failed: " + enc.status().ToString());
+        return;
+      }
+      inf.encoded = std::move(*enc);
+    }
     std::string why;
     if (!EnsureConnected(&why)) {
       FinishLocally(inf, "edge unreachable: " + why);
@@ -212,7 +242,8 @@ class Runner {
     req.set_boundary(static_cast<uint32_t>(split));
     req.set_deadline_ms(cfg_.deadline_ms);
     const auto t_send = Clock::now();
-    Status st = client_->SendRequest(req, inf.boundary);
+    Status st = inf.encoded ? client_->SendRequest(req, *inf.encoded)
+                            : client_->SendRequest(req, inf.boundary);
     inf.sent = Clock::now();
     inf.send_ms = MsBetween(t_send, inf.sent);
     if (!st.ok()) {
@@ -224,7 +255,7 @@ class Runner {
       }
       return;
     }
-    inf.bytes_sent = inf.boundary.nbytes();
+    inf.bytes_sent = inf.encoded ? inf.encoded->body_bytes() : inf.boundary.nbytes();
     if (live_.goodput != nullptr) {
       // Goodput in emulated time: the wall send time times the time scale.
       live_.goodput->Add(8.0 * static_cast<double>(inf.bytes_sent),
@@ -339,7 +370,13 @@ class Runner {
 
   void FinishLocally(Inference& inf, const std::string& reason) {
     c10::InferenceMode guard;
-    at::Tensor out = RunUnits(inf.boundary, inf.split, model_->num_units(), &inf);
+    at::Tensor x = inf.boundary;
+    if (inf.encoded) {
+      // The device's own encoded tensor, decoded as the edge would have: the same result.
+      Result<at::Tensor> decoded = Decode(*inf.encoded, OwnTensorLimits());
+      if (decoded.ok()) x = std::move(*decoded);
+    }
+    at::Tensor out = RunUnits(x, inf.split, model_->num_units(), &inf);
     Finish(inf, out, "fallback_local", nullptr, reason);
   }
 
@@ -355,8 +392,11 @@ class Runner {
     r["ok"] = output.defined();
     r["completed_on"] = where;
     r["fallback"] = fallback ? json(*fallback) : json(nullptr);
+    r["codec"] = cfg_.codec.ToString();
     r["bytes_sent"] = inf.bytes_sent;
     r["device_ms"] = inf.device_ms;
+    r["encode_ms"] = inf.encode_ms;
+    r["edge_decode_ms"] = edge ? edge->decode_us / 1000.0 : 0.0;
     r["send_ms"] = inf.send_ms;
     r["edge_ms"] = edge ? edge->edge_compute_us / 1000.0 : 0.0;
     r["queue_ms"] = edge ? edge->queue_us / 1000.0 : 0.0;
@@ -364,13 +404,27 @@ class Runner {
     r["total_ms"] = MsBetween(inf.start, end);
     if (live_.source != nullptr) AddLedger(inf, edge, end, &r);
     if (cfg_.verify) {
+      // max_abs_diff and top1_match compare with a local run through the same codec (units
+      // 1..k, encode, decode, units k+1..N: exact on a CPU edge); the *_fp32 fields with the
+      // uncompressed local run, i.e. what the codec costs in fidelity.
       c10::InferenceMode guard;
-      at::Tensor ref = model_->RunRange(inf.input, 0, model_->num_units());
+      const size_t n = model_->num_units();
+      const at::Tensor ref_fp32 = model_->RunRange(inf.input, 0, n);
+      at::Tensor ref = ref_fp32;
+      if (inf.encoded) {
+        Result<Encoded> enc = Encode(model_->RunRange(inf.input, 0, inf.split), cfg_.codec);
+        Result<at::Tensor> dec = enc.ok() ? Decode(*enc, OwnTensorLimits()) : enc.status();
+        ref = dec.ok() ? model_->RunRange(*dec, inf.split, n) : at::Tensor();
+      }
       at::Tensor out = output.to(at::kCPU).to(at::kFloat);
-      const bool same_shape = out.sizes() == ref.sizes();
-      r["max_abs_diff"] = same_shape ? (out - ref).abs().max().item<double>() : -1.0;
-      r["top1_match"] =
-          same_shape && out.dim() >= 1 && out.flatten(1).argmax(1).equal(ref.flatten(1).argmax(1));
+      auto compare = [&](const at::Tensor& want, const char* diff_key, const char* top1_key) {
+        const bool same_shape = want.defined() && out.sizes() == want.sizes();
+        r[diff_key] = same_shape ? (out - want).abs().max().item<double>() : -1.0;
+        r[top1_key] = same_shape && out.dim() >= 1 &&
+                      out.flatten(1).argmax(1).equal(want.flatten(1).argmax(1));
+      };
+      compare(ref, "max_abs_diff", "top1_match");
+      compare(ref_fp32, "codec_max_abs_diff_vs_fp32", "top1_match_fp32");
     }
     if (cfg_.json) std::cout << r.dump() << std::endl;
     if (cfg_.ledger != nullptr) *cfg_.ledger << r.dump() << "\n";
@@ -625,6 +679,10 @@ int main(int argc, char** argv) {
   app.add_option("--torchscript", cfg.torchscript, "TorchScript chain file instead of the zoo");
   auto* split_opt =
       app.add_option("--split", cfg.split, "boundary k in 0..N, or 'all' for every k");
+  std::string codec_text = "fp32";
+  app.add_option("--codec", codec_text,
+                 "how the tensor at the split travels (with --split): fp32 (raw), fp16, int8, "
+                 "int8c (per channel), each optionally +zstd or +zstd:LEVEL");
   std::string profile_path, cost_config;
   double w_energy = -1, w_time = -1, grid_ms = 5, window_ms = 20, bandwidth_mhz = 10;
   std::string law_mode = "prefix", ledger_path;
@@ -730,6 +788,18 @@ int main(int argc, char** argv) {
     return 2;
   }
   const size_t n = (*model)->num_units();
+  {
+    Result<CodecSpec> codec = CodecSpec::Parse(codec_text);
+    if (!codec.ok()) {
+      std::cerr << "device_client: --codec: " << codec.status().message() << "\n";
+      return 2;
+    }
+    cfg.codec = *codec;
+    if (!cfg.policy.empty() && !cfg.codec.IsRaw()) {
+      std::cerr << "device_client: --codec works with the fixed --split path\n";
+      return 2;
+    }
+  }
   if (!cfg.policy.empty() && cfg.channel.empty()) {
     std::cerr << "device_client: --policy needs --channel\n";
     return 2;
@@ -912,8 +982,9 @@ int main(int argc, char** argv) {
   cfg.ledger = ledger.is_open() ? &ledger : nullptr;
 
   if (!cfg.json) {
-    std::printf("model %s@%u, %zu units, server %s\n", (*model)->name().c_str(),
-                (*model)->version(), n, cfg.server.empty() ? "(none)" : cfg.server.c_str());
+    std::printf("model %s@%u, %zu units, server %s, codec %s\n", (*model)->name().c_str(),
+                (*model)->version(), n, cfg.server.empty() ? "(none)" : cfg.server.c_str(),
+                cfg.codec.ToString().c_str());
     std::printf("%5s %12s %10s %10s %10s %7s %8s %9s\n", "split", "bytes_sent", "device_ms",
                 "edge_ms", "total_ms", "on_edge", "fallback", "verified");
   }

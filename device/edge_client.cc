@@ -1,5 +1,7 @@
 #include "device/edge_client.h"
 
+#include <algorithm>
+
 #include "common/tensor_wire.h"
 
 namespace splitinfer {
@@ -60,6 +62,21 @@ Status EdgeClient::SendRequest(wire::InferRequest request, const at::Tensor& inp
                           options_.io_timeout, options_.uplink_pacer);
 }
 
+Status EdgeClient::SendRequest(wire::InferRequest request, const Encoded& encoded) {
+  if (!connected()) return UnavailableError("not connected to the edge server");
+  *request.mutable_tensor() = encoded.meta;
+  uint64_t decoded = DTypeSize(encoded.meta.dtype());
+  for (int64_t d : encoded.meta.shape()) decoded *= static_cast<uint64_t>(d);
+  const uint64_t limit = server_info_.max_body_bytes();
+  if (limit && std::max<uint64_t>(encoded.body_bytes(), decoded) > limit) {
+    return ResourceExhaustedError(
+        "tensor of " + std::to_string(decoded) + " bytes (" + std::to_string(encoded.body_bytes()) +
+        " encoded) exceeds the server's limit of " + std::to_string(limit));
+  }
+  return conn_.WriteFrame(MakeTensorFrame(MessageType::kInferRequest, request, encoded.body),
+                          options_.io_timeout, options_.uplink_pacer);
+}
+
 Result<InferResult> EdgeClient::ReadReply() {
   if (!connected()) return UnavailableError("not connected to the edge server");
   FrameHeader header;
@@ -92,6 +109,7 @@ Result<InferResult> EdgeClient::ReadReply() {
   result.model_version = reply.model_version();
   result.edge_compute_us = reply.edge_compute_us();
   result.queue_us = reply.queue_us();
+  result.decode_us = reply.decode_us();
   if (reply.code() != wire::OK) {
     if (header.body_len != 0) {
       conn_.Close();
@@ -105,7 +123,11 @@ Result<InferResult> EdgeClient::ReadReply() {
     conn_.Close();
     return st.WithPrefix("reply tensor: ");
   }
-  auto out = AllocateForMeta(reply.tensor());
+  const bool raw = IsRawTensorBody(reply.tensor());
+  Result<at::Tensor> out =
+      raw ? AllocateForMeta(reply.tensor())
+          : Result<at::Tensor>(at::empty({static_cast<int64_t>(header.body_len)},
+                                         at::TensorOptions().dtype(at::kByte)));
   if (!out.ok()) {
     conn_.Close();
     return out.status();
@@ -114,6 +136,14 @@ Result<InferResult> EdgeClient::ReadReply() {
   if (!st.ok()) {
     conn_.Close();
     return st;
+  }
+  if (!raw) {
+    auto decoded = Decode(reply.tensor(), out->data_ptr<uint8_t>(), out->nbytes(), options_.limits);
+    if (!decoded.ok()) {
+      conn_.Close();
+      return decoded.status().WithPrefix("reply tensor: ");
+    }
+    out = std::move(*decoded);
   }
   result.output = std::move(*out);
   return result;

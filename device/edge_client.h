@@ -12,6 +12,7 @@
 
 #include <ATen/ATen.h>
 
+#include "common/codec.h"
 #include "common/frame_io.h"
 #include "common/status.h"
 #include "splitinfer.pb.h"
@@ -36,6 +37,7 @@ struct InferResult {
   uint32_t model_version = 0;
   uint64_t edge_compute_us = 0;
   uint64_t queue_us = 0;
+  uint64_t decode_us = 0;  // the edge's time decoding an encoded request tensor
 };
 
 class EdgeClient {
@@ -51,9 +53,14 @@ class EdgeClient {
   // Sends `input` as the tensor at `request.boundary()` (fills request.tensor). The tensor is
   // written from its own storage (made contiguous on the CPU first if it is not).
   Status SendRequest(wire::InferRequest request, const at::Tensor& input);
+  // Sends an encoded tensor (common/codec.h) as the tensor at `request.boundary()`; the body is
+  // written from `encoded.body`'s storage. kResourceExhausted when the body or the decoded
+  // tensor exceeds the server's body limit (the server holds both to it).
+  Status SendRequest(wire::InferRequest request, const Encoded& encoded);
 
   // Waits for the next reply. A non-ok Result means the connection failed (and is closed); a
   // server-side refusal of one request comes back as an ok Result whose status is not ok.
+  // An encoded reply tensor is decoded (the server sends raw ones today).
   Result<InferResult> ReadReply();
 
   void Close();

@@ -8,6 +8,7 @@
 #include <ATen/ATen.h>
 #include <c10/core/InferenceMode.h>
 
+#include "common/codec.h"
 #include "common/frame_io.h"
 #include "common/log.h"
 #include "common/tensor_wire.h"
@@ -21,6 +22,13 @@ uint64_t MicrosSince(Clock::time_point t0, Clock::time_point t1 = Clock::now()) 
   return static_cast<uint64_t>(
       std::chrono::duration_cast<std::chrono::microseconds>(t1 - t0).count());
 }
+
+// A request's tensor as read from the socket: a raw body is read straight into `tensor`; an
+// encoded one (common/codec.h) into the bytes of `encoded`, decoded on the compute thread.
+struct RequestInput {
+  at::Tensor tensor;
+  at::Tensor encoded;  // 1-D uint8
+};
 
 }  // namespace
 
@@ -183,22 +191,39 @@ class Session : public std::enable_shared_from_this<Session> {
       // The body length no longer means anything we trust: answer and close.
       return FailRequestAndClose(req->request_id(), st);
     }
-    auto tensor = AllocateForMeta(req->tensor());
-    if (!tensor.ok()) return FailRequestAndClose(req->request_id(), tensor.status());
-    auto body = std::make_shared<at::Tensor>(std::move(*tensor));
+    // A raw body goes straight into the tensor (zero copy); an encoded one into a byte buffer
+    // of body_len (bounded by the header check), validated and decoded later.
+    const bool raw = IsRawTensorBody(req->tensor());
+    Result<at::Tensor> buffer = InternalError("unset");
+    if (raw) {
+      buffer = AllocateForMeta(req->tensor());
+    } else {
+      try {
+        buffer = at::empty({static_cast<int64_t>(header_.body_len)},
+                           at::TensorOptions().dtype(at::kByte));
+      } catch (const std::exception& e) {
+        buffer =
+            ResourceExhaustedError(std::string("cannot allocate the request body: ") + e.what());
+      }
+    }
+    if (!buffer.ok()) return FailRequestAndClose(req->request_id(), buffer.status());
+    auto body = std::make_shared<at::Tensor>(std::move(*buffer));
     ArmReadTimer(opts_.io_timeout);
     asio::async_read(
         socket_, asio::buffer(body->data_ptr(), body->nbytes()),
-        [self = shared_from_this(), req, body](const boost::system::error_code& ec, size_t) {
+        [self = shared_from_this(), req, body, raw](const boost::system::error_code& ec, size_t) {
           if (ec) return self->OnReadError(ec);
           self->CancelReadTimer();
-          self->Dispatch(std::move(*req), std::move(*body), Clock::now());
+          RequestInput input;
+          (raw ? input.tensor : input.encoded) = std::move(*body);
+          self->Dispatch(std::move(*req), std::move(input), Clock::now());
           self->ReadHeader();
         });
   }
 
-  // Checks a well-framed request and hands it to the compute pool.
-  void Dispatch(wire::InferRequest req, at::Tensor input, Clock::time_point receipt) {
+  // Checks a well-framed request and hands it to the compute pool. The checks read the
+  // metadata, which describes the decoded tensor whether or not the body is encoded.
+  void Dispatch(wire::InferRequest req, RequestInput input, Clock::time_point receipt) {
     auto model = server_->models->Find(req.model(), req.model_version());
     if (!model.ok()) return ReplyError(req.request_id(), model.status());
     const SplitModel& m = **model;
@@ -208,9 +233,10 @@ class Session : public std::enable_shared_from_this<Session> {
                                              " out of range: " + m.name() + " has " +
                                              std::to_string(m.num_units()) + " units"));
     }
-    Status st = m.CheckBoundaryInput(req.boundary(), input.sizes());
+    const std::vector<int64_t> shape(req.tensor().shape().begin(), req.tensor().shape().end());
+    Status st = m.CheckBoundaryInput(req.boundary(), shape);
     if (!st.ok()) return ReplyError(req.request_id(), st);
-    if (input.scalar_type() != at::kFloat) {
+    if (req.tensor().dtype() != wire::FLOAT32) {
       return ReplyError(req.request_id(),
                         InvalidArgumentError(std::string("model inputs are float32, got ") +
                                              DTypeName(req.tensor().dtype())));
@@ -230,7 +256,7 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   // Runs on a compute thread. Touches no session state.
-  static OutgoingFrame Compute(const wire::InferRequest& req, const at::Tensor& input,
+  static OutgoingFrame Compute(const wire::InferRequest& req, const RequestInput& in,
                                const SplitModel& model, Clock::time_point receipt,
                                uint32_t deadline_ms, EdgeServer::Impl* server) {
     wire::InferReply reply;
@@ -246,10 +272,28 @@ class Session : public std::enable_shared_from_this<Session> {
       return MakeFrame(MessageType::kInferReply, reply);
     }
     c10::InferenceMode guard;
+    at::Tensor input = in.tensor;
+    if (in.encoded.defined()) {
+      // A body that does not decode (corrupt zstd stream) was still a well-framed request:
+      // answer it with the reason; the connection stays open.
+      Result<at::Tensor> decoded = Decode(req.tensor(), in.encoded.data_ptr<uint8_t>(),
+                                          in.encoded.nbytes(), server->options.limits);
+      reply.set_decode_us(MicrosSince(start));
+      if (!decoded.ok()) {
+        server->stats->requests_failed++;
+        log::Info("request " + std::to_string(req.request_id()) +
+                  " failed: " + decoded.status().ToString());
+        reply.set_code(ToWireCode(decoded.status().code()));
+        reply.set_message(decoded.status().message());
+        return MakeFrame(MessageType::kInferReply, reply);
+      }
+      input = std::move(*decoded);
+    }
+    const auto compute_start = Clock::now();
     auto out = model.RunRangeChecked(input, req.boundary(), model.num_units());
     at::Tensor cpu_out;
     if (out.ok()) cpu_out = out->to(at::kCPU).contiguous();  // syncs a GPU before timing ends
-    reply.set_edge_compute_us(MicrosSince(start));
+    reply.set_edge_compute_us(MicrosSince(compute_start));
     if (!out.ok()) {
       server->stats->requests_failed++;
       reply.set_code(ToWireCode(out.status().code()));

@@ -3,6 +3,11 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include <zstd.h>
+
+#include <limits>
+
+#include "common/codec.h"
 #include "common/frame_io.h"
 #include "common/model_zoo.h"
 #include "common/tensor_wire.h"
@@ -101,6 +106,28 @@ class BadInputTest : public ::testing::Test {
   static OutgoingFrame RequestFrame(wire::InferRequest req, const at::Tensor& t) {
     EXPECT_TRUE(FillTensorMeta(t, req.mutable_tensor()).ok());
     return MakeTensorFrame(MessageType::kInferRequest, req, t);
+  }
+
+  // A request whose tensor is `e` (common/codec.h), metadata and body as they are.
+  static OutgoingFrame EncodedFrame(wire::InferRequest req, const Encoded& e) {
+    *req.mutable_tensor() = e.meta;
+    return MakeTensorFrame(MessageType::kInferRequest, req, e.body);
+  }
+  static Encoded MustEncode(const at::Tensor& t, const std::string& spec) {
+    auto s = CodecSpec::Parse(spec);
+    EXPECT_TRUE(s.ok()) << s.status();
+    auto e = Encode(t, *s);
+    EXPECT_TRUE(e.ok()) << e.status();
+    return *e;
+  }
+
+  // A good encoded request on connection `c` is served (the connection stayed open).
+  static void ExpectEncodedRequestServed(BlockingConnection& c, uint64_t id) {
+    const Encoded good = MustEncode(torch::relu(torch::randn({1, 64})), "int8c+zstd");
+    ASSERT_TRUE(c.WriteFrame(EncodedFrame(Request(id, "mlp", 1, 2), good), kTimeout).ok());
+    auto r = ReadInferReply(c);
+    EXPECT_EQ(r.request_id(), id);
+    EXPECT_EQ(r.code(), wire::OK) << r.message();
   }
 
   // A good request on a fresh connection succeeds: the server is still serving.
@@ -324,6 +351,118 @@ TEST_F(BadInputTest, RequestBeforeHandshakeAndMalformedMetadata) {
     EXPECT_EQ(e.code(), wire::INVALID_ARGUMENT);
     EXPECT_NE(e.message().find("malformed"), std::string::npos) << e.message();
   }
+  ExpectServerStillServes();
+}
+
+// ---- codec metadata (issue 6) ----------------------------------------------------------------
+// Metadata that contradicts itself is refused like any bad tensor metadata: answer, close. A body
+// that does not decode (a broken zstd stream in a well-formed frame) is answered and the
+// connection stays open.
+
+TEST_F(BadInputTest, CodecUnknownIdIsRefused) {
+  auto c = Connect();
+  Encoded e = MustEncode(torch::randn({1, 64}), "int8");
+  e.meta.set_codec(static_cast<wire::Codec>(42));
+  ASSERT_TRUE(c->WriteFrame(EncodedFrame(Request(51, "mlp", 1, 2), e), kTimeout).ok());
+  auto r = ReadInferReply(*c);
+  EXPECT_EQ(r.request_id(), 51u);
+  EXPECT_EQ(r.code(), wire::INVALID_ARGUMENT);
+  EXPECT_NE(r.message().find("unknown TensorMeta.codec 42"), std::string::npos) << r.message();
+  ExpectClosed(*c);
+  ExpectServerStillServes();
+}
+
+TEST_F(BadInputTest, CodecScaleCountMismatchIsRefused) {
+  auto c = Connect();
+  Encoded e = MustEncode(torch::relu(torch::randn({1, 64})), "int8c");
+  e.meta.mutable_scale()->RemoveLast();
+  ASSERT_TRUE(c->WriteFrame(EncodedFrame(Request(52, "mlp", 1, 2), e), kTimeout).ok());
+  auto r = ReadInferReply(*c);
+  EXPECT_EQ(r.code(), wire::INVALID_ARGUMENT);
+  EXPECT_NE(r.message().find("TensorMeta.scale has 63 values but the tensor has 64 channels"),
+            std::string::npos)
+      << r.message();
+  ExpectClosed(*c);
+  ExpectServerStillServes();
+}
+
+TEST_F(BadInputTest, CodecBadScaleAndZeroPointAreRefused) {
+  {
+    auto c = Connect();
+    Encoded e = MustEncode(torch::randn({1, 64}), "int8");
+    e.meta.set_scale(0, std::numeric_limits<float>::quiet_NaN());
+    ASSERT_TRUE(c->WriteFrame(EncodedFrame(Request(53, "mlp", 1, 2), e), kTimeout).ok());
+    auto r = ReadInferReply(*c);
+    EXPECT_EQ(r.code(), wire::INVALID_ARGUMENT);
+    EXPECT_NE(r.message().find("TensorMeta.scale[0]"), std::string::npos) << r.message();
+  }
+  {
+    auto c = Connect();
+    Encoded e = MustEncode(torch::randn({1, 64}), "int8+zstd");
+    e.meta.set_zero_point(0, 300);
+    ASSERT_TRUE(c->WriteFrame(EncodedFrame(Request(54, "mlp", 1, 2), e), kTimeout).ok());
+    auto r = ReadInferReply(*c);
+    EXPECT_EQ(r.code(), wire::INVALID_ARGUMENT);
+    EXPECT_NE(r.message().find("TensorMeta.zero_point[0] = 300"), std::string::npos) << r.message();
+  }
+  ExpectServerStillServes();
+}
+
+TEST_F(BadInputTest, ZstdBombIsRefusedBeforeAllocation) {
+  {  // raw_bytes far beyond the shape
+    auto c = Connect();
+    Encoded e = MustEncode(torch::randn({1, 64}), "int8+zstd");
+    e.meta.set_raw_bytes(uint64_t{1} << 40);
+    ASSERT_TRUE(c->WriteFrame(EncodedFrame(Request(61, "mlp", 1, 2), e), kTimeout).ok());
+    auto r = ReadInferReply(*c);
+    EXPECT_EQ(r.code(), wire::INVALID_ARGUMENT);
+    EXPECT_NE(r.message().find("TensorMeta.raw_bytes 1099511627776 does not match"),
+              std::string::npos)
+        << r.message();
+    ExpectClosed(*c);
+  }
+  {  // a few dozen bytes of zstd that claim a 2 MiB float32 tensor: over the 1 MiB limit
+    auto c = Connect();
+    Encoded e = MustEncode(torch::zeros({1, 64, 8192}), "int8+zstd");
+    EXPECT_LT(e.body_bytes(), 1024u);
+    ASSERT_TRUE(c->WriteFrame(EncodedFrame(Request(62, "mlp", 1, 2), e), kTimeout).ok());
+    auto r = ReadInferReply(*c);
+    EXPECT_EQ(r.code(), wire::RESOURCE_EXHAUSTED);
+    EXPECT_NE(r.message().find("decoded tensor float32[1,64,8192] of 2097152 bytes exceeds"),
+              std::string::npos)
+        << r.message();
+    ExpectClosed(*c);
+  }
+  {  // the zstd frame itself claims 1 MiB where raw_bytes (and the shape) say 64 bytes
+    auto c = Connect();
+    Encoded e = MustEncode(torch::randn({1, 64}), "int8+zstd");
+    std::vector<uint8_t> zeros(1 << 20, 0);
+    at::Tensor bomb =
+        torch::empty({static_cast<int64_t>(ZSTD_compressBound(zeros.size()))}, torch::kByte);
+    const size_t n = ZSTD_compress(bomb.data_ptr(), bomb.numel(), zeros.data(), zeros.size(), 1);
+    ASSERT_FALSE(ZSTD_isError(n));
+    e.body = bomb.narrow(0, 0, static_cast<int64_t>(n));
+    ASSERT_TRUE(c->WriteFrame(EncodedFrame(Request(63, "mlp", 1, 2), e), kTimeout).ok());
+    auto r = ReadInferReply(*c);
+    EXPECT_EQ(r.request_id(), 63u);
+    EXPECT_EQ(r.code(), wire::INVALID_ARGUMENT);
+    EXPECT_NE(r.message().find("zstd frame content size 1048576 does not match"), std::string::npos)
+        << r.message();
+    ExpectEncodedRequestServed(*c, 64);  // a decode failure keeps the connection
+  }
+  ExpectServerStillServes();
+}
+
+TEST_F(BadInputTest, TruncatedZstdBodyIsAnsweredAndTheConnectionKept) {
+  auto c = Connect();
+  Encoded e = MustEncode(torch::relu(torch::randn({1, 64})), "int8c+zstd");
+  e.body = e.body.narrow(0, 0, e.body.numel() / 2);  // the frame says so: body_len is the half
+  ASSERT_TRUE(c->WriteFrame(EncodedFrame(Request(71, "mlp", 1, 2), e), kTimeout).ok());
+  auto r = ReadInferReply(*c);
+  EXPECT_EQ(r.request_id(), 71u);
+  EXPECT_EQ(r.code(), wire::INVALID_ARGUMENT);
+  EXPECT_NE(r.message().find("zstd body truncated or corrupt"), std::string::npos) << r.message();
+  ExpectEncodedRequestServed(*c, 72);
   ExpectServerStillServes();
 }
 
