@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Markdown tables of codec profiles (data/codecs/<model>.json, written by codec_fidelity) for
 docs/results.md: per model, ratio and top-1 agreement per codec and boundary, coding speed, and
-the issue 6 target "codec time below 5% of the transfer time it saves at 10 Mbit/s".
+the issue 6 target "codec time below 5% of the transfer time it saves at 10 Mbit/s" (checked
+at the boundaries where the codec saves bytes at all; the others are listed).
 
     scripts/codec_tables.py data/codecs/resnet18.json data/codecs/mobilenetv2.json
 
@@ -20,6 +21,15 @@ def share(b):
     if saved_s <= 0:
         return float("inf")
     return (b["encode_ms"] + b["decode_ms"]) / 1e3 / saved_s
+
+
+def share_board(b, slowdown=10.0):
+    """The share with the encode run on a device `slowdown` times slower (the cost model's
+    default device_slowdown), decode on this machine (the edge)."""
+    saved_s = (b["raw_bytes"] - b["bytes"]) * 8 / RATE_BPS
+    if saved_s <= 0:
+        return float("inf")
+    return (slowdown * b["encode_ms"] + b["decode_ms"]) / 1e3 / saved_s
 
 
 def tables(path):
@@ -59,27 +69,34 @@ def tables(path):
     out.append("Speed and the 5% target (codec time / transfer time saved at 10 Mbit/s, worst "
                "boundary), output error against float32 (worst boundary):\n")
     out.append("| codec | encode MB/s (median, min) | decode MB/s (median, min) | worst codec/saved | at k "
-               "| target < 5% | min agreement | max abs err | mean abs err |")
-    out.append("|---|---:|---:|---:|---:|---|---:|---:|---:|")
+               "| target < 5% | worst, encode x10 (board) | min agreement | max abs err | mean abs err |")
+    out.append("|---|---:|---:|---:|---:|---|---:|---:|---:|---:|")
     for c in codecs:
         bs = c["boundaries"]
         if not bs:
-            out.append(f"| {c['name']} | n/a | | | | | | | |")
+            out.append(f"| {c['name']} | n/a | | | | | | | | |")
             continue
         enc = [b["encode_mbps"] for b in bs]
         dec = [b["decode_mbps"] for b in bs]
-        worst = max(bs, key=share)
-        s = share(worst)
-        s_txt = "no saving" if s == float("inf") else f"{100 * s:.2f}%"
-        ok = "yes" if s < 0.05 else "**no**"
+        saving = [b for b in bs if share(b) != float("inf")]
+        larger = [str(b["k"]) for b in bs if share(b) == float("inf")]
+        if saving:
+            worst = max(saving, key=share)
+            s_txt, at_k = f"{100 * share(worst):.2f}%", str(worst["k"])
+            board = f"{100 * max(share_board(b) for b in saving):.2f}%"
+            ok = "yes" if share(worst) < 0.05 else "**no**"
+        else:
+            s_txt, at_k, ok, board = "-", "-", "-", "-"
+        if larger:
+            ok += f" (no saving at k = {', '.join(larger)}: larger than float32)"
         out.append(
             f"| {c['name']} | {statistics.median(enc):.0f}, {min(enc):.0f} | "
-            f"{statistics.median(dec):.0f}, {min(dec):.0f} | {s_txt} | {worst['k']} | {ok} | "
+            f"{statistics.median(dec):.0f}, {min(dec):.0f} | {s_txt} | {at_k} | {ok} | {board} | "
             f"{min(b['top1_agreement'] for b in bs):.3f} | "
             f"{max(b['max_abs_err'] for b in bs):.2g} | {max(b['mean_abs_err'] for b in bs):.2g} |")
         if c.get("unavailable"):
             ks = ", ".join(str(u["k"]) for u in c["unavailable"])
-            out.append(f"| ({c['name']} unavailable at k = {ks}) | | | | | | | | |")
+            out.append(f"| ({c['name']} unavailable at k = {ks}) | | | | | | | | | |")
     out.append("")
     return "\n".join(out)
 
