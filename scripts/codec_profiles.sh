@@ -91,6 +91,9 @@ for model in $MODELS; do
     echo "codec_profiles.sh: codec_fidelity failed for $model" >&2
     exit 1
   fi
+  # Pictures unpacked into the cache are named by the path their package installs them at.
+  sed -i "s|\"$CACHE/root/usr/|\"/usr/|g" "$tmp"
+  chmod 644 "$tmp"
   mv "$tmp" "$OUT_DIR/$model.json"
   echo "wrote $OUT_DIR/$model.json ($((SECONDS - start)) s)" >&2
 done
