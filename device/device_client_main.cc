@@ -121,6 +121,9 @@ struct LiveContext {
   const decision::ScoredSeries* scored = nullptr;
   // Replay: inference i starts at emulated time segment_starts[i]; empty: time runs freely.
   std::vector<double> segment_starts;
+  // --codecs: the codec of each wire option of the cost model (index = option; [0] = fp32). A
+  // stop uses the option the table chose for the state observed there.
+  std::vector<CodecSpec> option_codecs;
 };
 
 // One inference, from the device's first unit to its result.
@@ -144,6 +147,7 @@ struct Inference {
   // local fallback, verification) uses its decoded form, so results agree wherever they ran.
   std::optional<Encoded> encoded;
   double encode_ms = 0;
+  CodecSpec codec;  // how the tensor at the split travels: --codec, or the policy's wire option
 };
 
 class Runner {
@@ -207,9 +211,14 @@ class Runner {
       inf.decision_us += std::chrono::duration<double, std::micro>(Clock::now() - t_decide).count();
     }
     inf.start = Clock::now();
+    inf.codec = cfg_.codec;
     if (live_.source != nullptr) {
       inf.boundary = RunUntilStop(inf);
       split = inf.split;
+      const int option =
+          inf.decision->problem().StopOption(static_cast<int>(split), inf.stop_state);
+      if (split < n && option > 0 && static_cast<size_t>(option) < live_.option_codecs.size())
+        inf.codec = live_.option_codecs[option];
     } else {
       inf.boundary = RunUnits(inf.input, 0, split, &inf);
     }
@@ -218,9 +227,14 @@ class Runner {
       Finish(inf, inf.boundary, "local", nullptr, std::nullopt);
       return;
     }
-    if (!cfg_.codec.IsRaw()) {
+    if (!inf.codec.IsRaw()) {
       const auto t_encode = Clock::now();
-      Result<Encoded> enc = Encode(inf.boundary, cfg_.codec);
+      Result<Encoded> enc = Encode(inf.boundary, inf.codec);
+      if (cfg_.device_slowdown > 1.0) {  // encoding is device work: as slow as the units
+        const auto took = Clock::now() - t_encode;
+        std::this_thread::sleep_until(
+            t_encode + std::chrono::duration_cast<Clock::duration>(took * cfg_.device_slowdown));
+      }
       const auto encoded_at = Clock::now();
       inf.encode_ms = MsBetween(t_encode, encoded_at);
       inf.device_s += std::chrono::duration<double>(encoded_at - t_encode).count();
@@ -392,7 +406,7 @@ class Runner {
     r["ok"] = output.defined();
     r["completed_on"] = where;
     r["fallback"] = fallback ? json(*fallback) : json(nullptr);
-    r["codec"] = cfg_.codec.ToString();
+    r["codec"] = inf.codec.ToString();
     r["bytes_sent"] = inf.bytes_sent;
     r["device_ms"] = inf.device_ms;
     r["encode_ms"] = inf.encode_ms;
@@ -412,7 +426,7 @@ class Runner {
       const at::Tensor ref_fp32 = model_->RunRange(inf.input, 0, n);
       at::Tensor ref = ref_fp32;
       if (inf.encoded) {
-        Result<Encoded> enc = Encode(model_->RunRange(inf.input, 0, inf.split), cfg_.codec);
+        Result<Encoded> enc = Encode(model_->RunRange(inf.input, 0, inf.split), inf.codec);
         Result<at::Tensor> dec = enc.ok() ? Decode(*enc, OwnTensorLimits()) : enc.status();
         ref = dec.ok() ? model_->RunRange(*dec, inf.split, n) : at::Tensor();
       }
@@ -741,6 +755,18 @@ int main(int argc, char** argv) {
                  "scored part of the series, the same offsets for every policy of --policy")
       ->check(CLI::Range(0, 100000));
   app.add_option("--ledger", ledger_path, "also write every JSON record to this file");
+  std::string codecs_path;
+  double min_agreement = -1, fidelity_weight = -1;
+  app.add_option("--codecs", codecs_path,
+                 "--policy: codec profile JSON (codec_fidelity, data/codecs/<model>.json); the "
+                 "policy then chooses the codec of the split tensor with the boundary")
+      ->needs(policy_opt);
+  app.add_option("--min-agreement", min_agreement,
+                 "--codecs: codecs below this top-1 agreement with float32 are not used")
+      ->check(CLI::Range(0.0, 1.0));
+  app.add_option("--fidelity-weight", fidelity_weight,
+                 "--codecs: cost per unit of lost top-1 agreement")
+      ->check(CLI::Range(0.0, 1e9));
   app.add_option("--online-window-s", online.window_s, "--law online: sliding window (emulated s)")
       ->check(CLI::Range(0.1, 1e6));
   app.add_option("--refit-every-s", online.refit_every_s,
@@ -796,7 +822,8 @@ int main(int argc, char** argv) {
     }
     cfg.codec = *codec;
     if (!cfg.policy.empty() && !cfg.codec.IsRaw()) {
-      std::cerr << "device_client: --codec works with the fixed --split path\n";
+      std::cerr << "device_client: --codec works with the fixed --split path; with --policy give "
+                   "--codecs FILE and the policy chooses the codec with the boundary\n";
       return 2;
     }
   }
@@ -844,6 +871,7 @@ int main(int argc, char** argv) {
   std::vector<std::string> policies;                     // live: the policies to run
   std::vector<std::unique_ptr<DecisionSource>> sources;  // one per policy
   std::vector<double> segment_starts;                    // replay
+  std::vector<CodecSpec> option_codecs;                  // --codecs: per wire option
   double run_start_s = 0.0;                              // emulated time of the first inference
   double fallback_prior_bps = 0.0;                       // --csi estimated before any upload
   if (!cfg.policy.empty()) {
@@ -876,9 +904,26 @@ int main(int argc, char** argv) {
     if (w_energy >= 0) cost_options.w_energy = w_energy;
     if (w_time >= 0) cost_options.w_time = w_time;
     cost_options.device_slowdown = cfg.device_slowdown;
-    Result<decision::CostModel> cost = decision::CostModel::Create(*profile, cost_options);
+    if (min_agreement >= 0) cost_options.min_agreement = min_agreement;
+    if (fidelity_weight >= 0) cost_options.fidelity_weight = fidelity_weight;
+    std::vector<decision::WireOption> codecs;
+    if (!codecs_path.empty()) {
+      Result<std::vector<decision::WireOption>> loaded =
+          decision::LoadCodecProfile(codecs_path, profile->num_units());
+      if (!loaded.ok()) return fail(loaded.status());
+      codecs = std::move(*loaded);
+    }
+    Result<decision::CostModel> cost =
+        decision::CostModel::Create(*profile, cost_options, std::move(codecs));
     if (!cost.ok()) return fail(cost.status());
     cost_model = std::move(*cost);
+    for (int c = 0; c < cost_model->num_wire_options(); ++c) {
+      Result<CodecSpec> spec = CodecSpec::Parse(cost_model->WireOptionName(c));
+      if (!spec.ok())
+        return fail(spec.status().WithPrefix(codecs_path + ": codec " +
+                                             cost_model->WireOptionName(c) + ": "));
+      option_codecs.push_back(*spec);
+    }
     Result<decision::ChannelSpec> spec = decision::ChannelSpec::Parse(cfg.channel);
     if (!spec.ok()) return fail(spec.status());
     using Kind = decision::ChannelSpec::Kind;
@@ -1021,6 +1066,7 @@ int main(int argc, char** argv) {
       live.cost_model = &*cost_model;
       live.scored = scored.get();
       live.segment_starts = segment_starts;
+      live.option_codecs = option_codecs;
       if (cfg.csi == "estimated") {
         goodputs.push_back(std::make_unique<GoodputEstimator>(goodput_window, fallback_prior_bps));
         live.goodput = goodputs.back().get();

@@ -283,6 +283,49 @@ TEST_F(LiveSplitTest, OnlineLawSwapsTablesWhileInferring) {
   EXPECT_GT(last, 0u) << "no re-fitted table was ever used";
 }
 
+// --codecs: the policy chooses the codec with the boundary. The codec profile claims int8+zstd
+// sends a hundredth of the float32 bytes with 99% top-1 agreement, so on a 1 Mbit/s channel
+// all-edge sends the input as int8+zstd (for real: the bytes on the wire are the encoded body)
+// and the result equals the local run through the same codec; with --min-agreement 1 the codec
+// is not allowed and float32 goes.
+TEST_F(LiveSplitTest, PolicyChoosesTheCodecWithTheBoundary) {
+  ASSERT_GT(server_->port(), 0) << server_->first_line();
+  TraceFile trace("1mbps", {{0, 1}, {20, 1}});
+  TraceFile codecs("codecs.json", {});
+  {
+    json boundaries = json::array();
+    for (int k = 0; k < kResnetUnits; ++k)
+      boundaries.push_back({{"k", k},
+                            {"bytes", 500},
+                            {"encode_ms", 0.1},
+                            {"decode_ms", 0.1},
+                            {"top1_agreement", 0.99}});
+    std::ofstream out(codecs.path());
+    out << json({{"model", "resnet18"},
+                 {"codecs", {{{"name", "int8+zstd"}, {"boundaries", boundaries}}}}})
+               .dump();
+  }
+  const uint64_t fp32_bytes = 3u * 64 * 64 * 4;
+  auto coded = RunClient("edge", trace.path(), 3, {"--codecs", codecs.path(), "--verify"});
+  ASSERT_EQ(coded.size(), 3u);
+  for (auto& r : coded) {
+    SCOPED_TRACE(r.dump());
+    EXPECT_EQ(r["boundary"].get<int>(), 0);
+    EXPECT_EQ(r["codec"], "int8+zstd");
+    EXPECT_LT(r["bytes_sent"].get<uint64_t>(), fp32_bytes / 3);
+    EXPECT_EQ(r["max_abs_diff"].get<double>(), 0.0);  // = the local run through int8+zstd
+    EXPECT_TRUE(r["sim_cost"].is_number());
+  }
+  auto strict =
+      RunClient("edge", trace.path(), 2, {"--codecs", codecs.path(), "--min-agreement", "1"});
+  ASSERT_EQ(strict.size(), 2u);
+  for (auto& r : strict) {
+    SCOPED_TRACE(r.dump());
+    EXPECT_EQ(r["codec"], "fp32");
+    EXPECT_EQ(r["bytes_sent"].get<uint64_t>(), fp32_bytes);
+  }
+}
+
 TEST(LiveSplitArgsTest, BadPolicyArgumentsGetAClearError) {
   auto run = [](std::vector<std::string> extra) {
     std::vector<std::string> args{std::string(SPLITINFER_BIN_DIR) + "/device_client", "--json",
@@ -302,6 +345,11 @@ TEST(LiveSplitArgsTest, BadPolicyArgumentsGetAClearError) {
   // Replay needs a series channel; several policies need replay.
   EXPECT_EQ(run({"--policy", "all", "--segments", "3", "--channel", "rayleigh:snr_db=10"}), 2);
   EXPECT_EQ(run({"--policy", "bi,ola", "--channel", "rayleigh:snr_db=10"}), 2);
+  // A codec profile that does not parse, or --codecs without --policy.
+  EXPECT_EQ(run({"--policy", "bi", "--channel", "rayleigh:snr_db=10", "--codecs",
+                 "/nonexistent/codecs.json"}),
+            2);
+  EXPECT_NE(run({"--split", "0", "--codecs", "/nonexistent/codecs.json"}), 0);
   // Online learning needs CSI reports of a series channel.
   EXPECT_EQ(run({"--policy", "bi", "--law", "online", "--channel", "rayleigh:snr_db=10"}), 2);
   EXPECT_EQ(run({"--policy", "bi", "--law", "online", "--csi", "estimated", "--channel",
