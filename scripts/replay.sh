@@ -14,7 +14,8 @@
 # Writes OUT/ledger.jsonl, OUT/table.txt and OUT/replay.png (cost and k over trace time).
 #
 # Environment: SEGMENTS (30), SLOWDOWN (5: a Raspberry Pi 4-class board against one core of this
-# machine), POLICIES (all,bi@online: the standard set and BI on the online law), LAW (prefix | online | full), KIND (markov-fit | trace: the law of a
+# machine), POLICIES (all,bi@online: the standard set and BI on the online law),
+# LAW (prefix | online | full), KIND (markov-fit | trace: the law of a
 # bare file), INPUT_SIZE (224), OUT (build/replay/<trace>-<model>), EXTRA (more device_client
 # options), BUILD (1: build first; 0: use build/bin as it is).
 set -euo pipefail
