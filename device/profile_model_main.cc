@@ -34,6 +34,7 @@
 #include "common/model_zoo.h"
 #include "common/split_model.h"
 #include "common/torchscript_model.h"
+#include "common/zoo_cli.h"
 
 namespace splitinfer {
 namespace {
@@ -230,23 +231,7 @@ int main(int argc, char** argv) {
                                    "zoo model (alexnet, vgg16, resnet18, mobilenetv2, mlp); "
                                    "with --torchscript, the name to report");
   app.add_option("--version", o.version, "model version (seeds the zoo weights)")->default_val(1);
-  app.add_option("--input-size", o.zoo.input_size, "zoo: H = W of the input image")
-      ->default_val(224)
-      ->check(CLI::Range(int64_t{1}, int64_t{4096}));
-  app.add_option("--width-mult", o.zoo.width_mult, "zoo: channel width multiplier")
-      ->default_val(1.0)
-      ->check(CLI::Range(1e-3, 16.0));
-  app.add_option("--num-classes", o.zoo.num_classes, "zoo: classifier outputs")
-      ->default_val(1000)
-      ->check(CLI::PositiveNumber);
-  app.add_option("--mlp-width", o.zoo.mlp_width, "zoo mlp: features per layer")
-      ->default_val(1024)
-      ->check(CLI::PositiveNumber);
-  app.add_option("--mlp-layers", o.zoo.mlp_layers, "zoo mlp: number of layers")
-      ->default_val(8)
-      ->check(CLI::PositiveNumber);
-  app.add_option("--seed", o.zoo.seed, "zoo: weight seed (0 = from name and version)")
-      ->default_val(0);
+  splitinfer::AddZooOptions(app, &o.zoo);
   auto* ts_opt = app.add_option("--torchscript", o.torchscript,
                                 "TorchScript file whose top-level children are the units");
   app.add_option("--input-shape", o.input_shape,
