@@ -1013,6 +1013,7 @@ int main(int argc, char** argv) {
           std::max<size_t>(1, std::lround(window_ms / grid_ms)), 0);
     }
     uplink = std::make_unique<UplinkEmulator>(std::move(*series), cfg.time_scale, window_ms * 1e-3);
+    uplink->set_max_frame_s(cfg.io_timeout_ms / 1000.0);
     copts.uplink_pacer = uplink.get();
   }
   EdgeClient client(copts);

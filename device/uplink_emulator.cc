@@ -112,7 +112,10 @@ double UplinkEmulator::TransferSeconds(double t, double bits) const {
   }
 }
 
-void UplinkEmulator::BeginFrame() { link_free_at_ = std::max(link_free_at_, NowEmulated()); }
+void UplinkEmulator::BeginFrame() {
+  link_free_at_ = std::max(link_free_at_, NowEmulated());
+  frame_start_ = link_free_at_;
+}
 
 Status UplinkEmulator::Acquire(size_t bytes) {
   // The chunks of one frame follow each other on the link without gaps: the device holds the
@@ -122,6 +125,11 @@ Status UplinkEmulator::Acquire(size_t bytes) {
   const double took = TransferSeconds(start, 8.0 * static_cast<double>(bytes));
   if (!std::isfinite(took))
     return UnavailableError("emulated uplink carries nothing (dead channel)");
+  const double frame_wall_s = (start + took - frame_start_) / time_scale_;
+  if (max_frame_s_ > 0 && frame_wall_s > max_frame_s_)
+    return DeadlineExceededError("emulated uplink: the frame would take over " +
+                                 std::to_string(max_frame_s_) +
+                                 " s on this channel (the I/O timeout)");
   link_free_at_ = start + took;
   std::this_thread::sleep_until(t0_ +
                                 std::chrono::duration_cast<Clock::duration>(

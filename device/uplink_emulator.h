@@ -61,6 +61,11 @@ class UplinkEmulator final : public WritePacer {
   double time_scale() const { return time_scale_; }
   const decision::RateSeries& series() const { return series_; }
 
+  // A frame whose emulated transfer would take longer than this (wall seconds; 0: no bound) is
+  // refused with kDeadlineExceeded at the chunk that would cross it, instead of holding the
+  // device: device_client sets it to --io-timeout-ms, the bound on every socket operation.
+  void set_max_frame_s(double s) { max_frame_s_ = s; }
+
   size_t ChunkBytes() const override { return chunk_bytes_; }
   void BeginFrame() override;
   Status Acquire(size_t bytes) override;
@@ -75,6 +80,8 @@ class UplinkEmulator final : public WritePacer {
   size_t chunk_bytes_;
   Clock::time_point t0_;
   double link_free_at_ = 0.0;  // emulated time the link finishes the last granted chunk
+  double frame_start_ = 0.0;   // emulated time the current frame started on the link
+  double max_frame_s_ = 0.0;
 };
 
 // --csi estimated: the rate the device infers from the goodput of its own recent uploads (bytes

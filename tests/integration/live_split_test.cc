@@ -326,6 +326,44 @@ TEST_F(LiveSplitTest, PolicyChoosesTheCodecWithTheBoundary) {
   }
 }
 
+// A send the emulated channel would stretch past --io-timeout-ms is refused like any other slow
+// socket operation, and the device finishes the inference itself: 48 KiB at 0.2 Mbit/s take 2 s,
+// the timeout is 0.3 s.
+TEST_F(LiveSplitTest, PacedSendLongerThanTheIoTimeoutFallsBackLocally) {
+  ASSERT_GT(server_->port(), 0) << server_->first_line();
+  TraceFile trace("slow", {{0, 0.2}, {20, 0.2}});
+  std::vector<std::string> args{std::string(SPLITINFER_BIN_DIR) + "/device_client",
+                                "--json",
+                                "--server",
+                                server_->address(),
+                                "--model",
+                                "resnet18",
+                                "--policy",
+                                "edge",
+                                "--channel",
+                                "trace:" + trace.path(),
+                                "--requests",
+                                "2",
+                                "--io-timeout-ms",
+                                "300",
+                                "--verify"};
+  for (auto& a : testing::SmallZooArgs()) args.push_back(a);
+  const auto t0 = std::chrono::steady_clock::now();
+  ChildProcess client(args);
+  auto lines = client.ReadAll(60s);
+  EXPECT_EQ(client.Wait(), 0);
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, 3s) << "the device waited for the channel";
+  ASSERT_EQ(lines.size(), 2u);
+  for (auto& line : lines) {
+    const json r = json::parse(line);
+    SCOPED_TRACE(line);
+    EXPECT_EQ(r["completed_on"], "fallback_local");
+    EXPECT_NE(r["fallback"].get<std::string>().find("I/O timeout"), std::string::npos);
+    EXPECT_TRUE(r["ok"].get<bool>());
+    EXPECT_LE(r["max_abs_diff"].get<double>(), 1e-5);
+  }
+}
+
 TEST(LiveSplitArgsTest, BadPolicyArgumentsGetAClearError) {
   auto run = [](std::vector<std::string> extra) {
     std::vector<std::string> args{std::string(SPLITINFER_BIN_DIR) + "/device_client", "--json",
