@@ -1,10 +1,23 @@
 #include "common/decision/online_law.h"
 
+#if defined(__linux__)
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+#endif
+
 #include <algorithm>
 #include <cmath>
 #include <sstream>
 
 namespace splitinfer::decision {
+
+void LowerThisThreadsPriority() {
+#if defined(__linux__)
+  // On Linux setpriority(PRIO_PROCESS, tid) sets the nice value of one thread.
+  (void)setpriority(PRIO_PROCESS, static_cast<id_t>(syscall(SYS_gettid)), 19);
+#endif
+}
 namespace {
 
 std::string Num(double v) {

@@ -74,6 +74,10 @@
 
 namespace splitinfer::decision {
 
+// Lowers the calling thread's CPU priority to nice 19 where the platform allows (Linux: nice is
+// per thread); a no-op elsewhere or when refused.
+void LowerThisThreadsPriority();
+
 struct OnlineLawOptions {
   double grid_s = 0.005;       // one Observe() per grid step
   double window_s = 60.0;      // sliding window of observed samples, seconds
@@ -82,6 +86,9 @@ struct OnlineLawOptions {
   int num_states = 16;         // K the solver fits (the refitter itself does not use it)
   // Re-solve when LawDistance(...).total() > change_threshold. Negative: re-solve at every refit.
   double change_threshold = 0.05;
+  // Run the re-fitting thread at the lowest CPU priority (nice 19, Linux), so that a solve takes
+  // idle time and does not slow the inference it runs beside.
+  bool low_priority = true;
 
   bool IsValid(std::string* error) const;
   size_t WindowSamples() const;      // round(window_s / grid_s)
@@ -126,7 +133,10 @@ class OnlineRefitter {
     window_.name = "online-window";
     window_.dt_s = options_.grid_s;
     window_.rate_bps.reserve(capacity_);
-    thread_ = std::thread([this] { Run(); });
+    thread_ = std::thread([this, low = options.low_priority] {
+      if (low) LowerThisThreadsPriority();
+      Run();
+    });
   }
   OnlineRefitter(const OnlineRefitter&) = delete;
   OnlineRefitter& operator=(const OnlineRefitter&) = delete;

@@ -21,6 +21,14 @@
 
 #include <gtest/gtest.h>
 
+#if defined(__linux__)
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <cerrno>
+#endif
+
 #include "common/decision/channel.h"
 #include "common/decision/stopping.h"
 
@@ -388,6 +396,28 @@ TEST(OnlineRefitterTest, SolverErrorKeepsTheOldSnapshot) {
   EXPECT_EQ(refitter.solve_errors(), 4u);
   EXPECT_EQ(refitter.dropped(), 2u);
 }
+
+#if defined(__linux__)
+// The solver runs at nice 19 (low_priority, the default), so that a solve takes idle time rather
+// than time from the inference beside it; the observing thread keeps its priority.
+TEST(OnlineRefitterTest, SolvesRunAtTheLowestPriority) {
+  OnlineLawOptions o = SmallWindow();
+  o.change_threshold = -1.0;  // solve at every refit
+  std::atomic<int> solver_nice{-100};
+  auto solver = [&](const RateSeries&) -> Result<std::shared_ptr<const LawSnapshot>> {
+    errno = 0;
+    solver_nice = getpriority(PRIO_PROCESS, static_cast<id_t>(syscall(SYS_gettid)));
+    return InternalError("only looking");
+  };
+  const int caller_nice = getpriority(PRIO_PROCESS, static_cast<id_t>(syscall(SYS_gettid)));
+  LawRefitter refitter(o, solver);
+  std::mt19937_64 rng(5);
+  Feed(refitter, GoodChain().Generate(800, rng, nullptr));
+  ASSERT_GE(refitter.solves(), 1u);
+  EXPECT_EQ(solver_nice.load(), 19);
+  EXPECT_EQ(getpriority(PRIO_PROCESS, static_cast<id_t>(syscall(SYS_gettid))), caller_nice);
+}
+#endif
 
 // The client's use: the snapshot holds the fitted law and its BI table; an inference takes one
 // snapshot at its start and reads every boundary's decision from it.
