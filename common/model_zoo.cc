@@ -540,6 +540,8 @@ class ZooModel final : public SplitModel {
     device_ = device;
   }
 
+  const torch::nn::Sequential& module(size_t i) const { return modules_.at(i); }
+
  private:
   std::vector<torch::nn::Sequential> modules_;
 };
@@ -624,6 +626,20 @@ Result<std::shared_ptr<SplitModel>> BuildZooModel(const std::string& name, uint3
   SPLITINFER_RETURN_IF_ERROR(
       model->Init(InputShape(*entry, options, options.input_size), b.unit_shapes()));
   return std::shared_ptr<SplitModel>(std::move(model));
+}
+
+Result<std::vector<UnitTensor>> ZooUnitTensors(const SplitModel& model, size_t i) {
+  const auto* zoo = dynamic_cast<const ZooModel*>(&model);
+  if (zoo == nullptr) return InvalidArgumentError(model.name() + " is not a zoo model");
+  if (i >= zoo->num_units()) {
+    return InvalidArgumentError("unit " + std::to_string(i) + " of " + model.name() + " (" +
+                                std::to_string(zoo->num_units()) + " units)");
+  }
+  std::vector<UnitTensor> out;
+  const torch::nn::Sequential& unit = zoo->module(i);
+  for (const auto& p : unit->named_parameters()) out.push_back({p.key(), p.value(), false});
+  for (const auto& b : unit->named_buffers()) out.push_back({b.key(), b.value(), true});
+  return out;
 }
 
 }  // namespace splitinfer

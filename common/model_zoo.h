@@ -58,4 +58,17 @@ const std::vector<std::string>& ZooModelNames();
 Result<std::shared_ptr<SplitModel>> BuildZooModel(const std::string& name, uint32_t version,
                                                   const ZooOptions& options);
 
+// One named tensor of a unit: a parameter or a buffer (e.g. a batch norm's running mean).
+struct UnitTensor {
+  std::string name;   // as torch names it inside the unit, e.g. "0.weight", "1.running_var"
+  at::Tensor tensor;  // shares storage with the model: writing it changes the model
+  bool is_buffer = false;
+};
+
+// The parameters then the buffers of unit i (in [0, N)) of a zoo model, in a stable order, for
+// saving and loading weights (common/model_repo.h). Writing through the returned tensors
+// (under a NoGradGuard) is only allowed while no other thread uses the model.
+// Errors: kInvalidArgument when `model` is not a zoo model or i >= N.
+Result<std::vector<UnitTensor>> ZooUnitTensors(const SplitModel& model, size_t i);
+
 }  // namespace splitinfer
