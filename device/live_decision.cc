@@ -49,6 +49,20 @@ sd::RateSeries ToWallTime(const sd::RateSeries& emulated, double time_scale) {
   return wall;
 }
 
+bool LiveDecisionOptions::IsValid(int num_units, std::string* error) const {
+  std::string why;
+  if (!(time_scale > 0)) {
+    why = "time scale must be > 0 (got " + std::to_string(time_scale) + ")";
+  } else if (horizon != kAllUnits && (horizon < 0 || horizon > num_units)) {
+    why = "horizon (placed units M) must be in 0..N = " + std::to_string(num_units) +
+          ", or kAllUnits (got " + std::to_string(horizon) + ")";
+  } else {
+    return true;
+  }
+  if (error) *error = why;
+  return false;
+}
+
 Status LiveDecision::MakePolicy(const std::string& name) {
   const sd::StoppingProblem& pr = problem();
   if (name == "bi") {
@@ -66,12 +80,14 @@ Status LiveDecision::MakePolicy(const std::string& name) {
   } else if (name == "edge" || name == "all-edge") {
     policy_ = sd::MakeAllEdgePolicy(pr);
   } else if (name.rfind("fixed:", 0) == 0) {
+    // K names a boundary of the model (0..N); under a placement M < K the device offloads at M,
+    // the furthest it can go, so K is clamped rather than refused.
     char* end = nullptr;
     const long k = std::strtol(name.c_str() + 6, &end, 10);
-    if (name.size() == 6 || *end != '\0' || k < 0 || k > pr.horizon)
+    if (name.size() == 6 || *end != '\0' || k < 0 || k > num_units_)
       return InvalidArgumentError("policy " + name + ": K must be in 0.." +
-                                  std::to_string(pr.horizon));
-    policy_ = sd::MakeFixedPolicy(pr, static_cast<int>(k), name);
+                                  std::to_string(num_units_));
+    policy_ = sd::MakeFixedPolicy(pr, std::min(static_cast<int>(k), pr.horizon), name);
   } else {
     return InvalidArgumentError(
         "unknown policy '" + name +
@@ -87,10 +103,13 @@ Result<std::shared_ptr<const LiveDecision>> LiveDecision::FromSeries(const sd::C
                                                                      bool markov,
                                                                      const LiveDecisionOptions& o,
                                                                      uint64_t generation) {
-  if (!(o.time_scale > 0)) return InvalidArgumentError("time scale must be > 0");
+  std::string error;
+  if (!o.IsValid(cost.num_units(), &error)) return InvalidArgumentError(error);
   std::shared_ptr<LiveDecision> d(new LiveDecision());
   d->scale_ = o.time_scale;
   d->generation_ = generation;
+  d->num_units_ = cost.num_units();
+  d->horizon_ = o.horizon == LiveDecisionOptions::kAllUnits ? cost.num_units() : o.horizon;
   sd::SeriesFitOptions fo;
   fo.num_states = o.num_states;
   fo.observe_window_s = o.observe_window_s / o.time_scale;
@@ -100,15 +119,46 @@ Result<std::shared_ptr<const LiveDecision>> LiveDecision::FromSeries(const sd::C
       sd::SeriesModel::Fit(cost, ToWallTime(fit, o.time_scale), fo, fit.name);
   if (!model.ok()) return model.status();
   d->model_ = std::make_shared<const sd::SeriesModel>(std::move(*model));
+  // The forced offload at M is the fitted stop row at M (expected transfer time, best wire
+  // option), exactly the row the simulator's placement planner truncates with.
+  const sd::StoppingProblem& full = d->model_->problem();
+  d->problem_ = sd::Truncate(full, d->horizon_, full.stop_cost.row(d->horizon_));
+  if (Status s = d->problem_.Validate(); !s.ok())
+    return FailedPreconditionError(fit.name + ": placement M = " + std::to_string(d->horizon_) +
+                                   " needs a finite forced offload at M in every state, and the "
+                                   "fitted series cannot carry the tensor there (" +
+                                   s.message() + ")");
+  SPLITINFER_RETURN_IF_ERROR(d->MakePolicy(o.policy));
+  return std::shared_ptr<const LiveDecision>(std::move(d));
+}
+
+Result<std::shared_ptr<const LiveDecision>> LiveDecision::FromLaw(const sd::CostModel& cost,
+                                                                  const sd::ChannelLaw& law,
+                                                                  const LiveDecisionOptions& o) {
+  std::string error;
+  if (!o.IsValid(cost.num_units(), &error)) return InvalidArgumentError(error);
+  SPLITINFER_RETURN_IF_ERROR(law.Validate());
+  std::shared_ptr<LiveDecision> d(new LiveDecision());
+  d->scale_ = o.time_scale;
+  d->num_units_ = cost.num_units();
+  d->horizon_ = o.horizon == LiveDecisionOptions::kAllUnits ? cost.num_units() : o.horizon;
+  // Emulated bit/s -> wall bit/s; an emulated second of the Markov epoch is 1/c wall seconds.
+  d->law_ = law;
+  d->law_.rate_bps *= o.time_scale;
+  for (double& e : d->law_.edges_bps) e *= o.time_scale;
+  d->law_.floor_rate_bps *= o.time_scale;
+  if (!d->law_.iid) d->law_.epoch_s /= o.time_scale;
+  // The problem of horizon M itself, not a truncation of horizon N: BuildProblem prices the
+  // forced offload at M (outage states at the floor rate), as PlacementPlanner(cost, law) does.
+  Result<sd::StoppingProblem> p = sd::BuildProblem(cost, d->law_, d->horizon_);
+  if (!p.ok()) return p.status();
+  d->problem_ = std::move(*p);
   SPLITINFER_RETURN_IF_ERROR(d->MakePolicy(o.policy));
   return std::shared_ptr<const LiveDecision>(std::move(d));
 }
 
 Result<std::shared_ptr<const LiveDecision>> LiveDecision::FromRayleigh(
     const sd::CostModel& cost, double snr_db, const LiveDecisionOptions& o) {
-  if (!(o.time_scale > 0)) return InvalidArgumentError("time scale must be > 0");
-  std::shared_ptr<LiveDecision> d(new LiveDecision());
-  d->scale_ = o.time_scale;
   sd::RayleighOptions ro;
   ro.snr_db = snr_db;
   ro.bandwidth_hz = o.bandwidth_hz;
@@ -116,16 +166,7 @@ Result<std::shared_ptr<const LiveDecision>> LiveDecision::FromRayleigh(
   ro.outage_prob = o.outage_prob;
   Result<sd::ChannelLaw> law = sd::DiscretizeRayleigh(ro);
   if (!law.ok()) return law.status().WithPrefix("rayleigh: ");
-  // Emulated bit/s -> wall bit/s.
-  law->rate_bps *= o.time_scale;
-  for (double& e : law->edges_bps) e *= o.time_scale;
-  law->floor_rate_bps *= o.time_scale;
-  d->rayleigh_law_ = std::move(*law);
-  Result<sd::StoppingProblem> p = sd::BuildProblem(cost, d->rayleigh_law_, cost.num_units());
-  if (!p.ok()) return p.status();
-  d->rayleigh_problem_ = std::move(*p);
-  SPLITINFER_RETURN_IF_ERROR(d->MakePolicy(o.policy));
-  return std::shared_ptr<const LiveDecision>(std::move(d));
+  return FromLaw(cost, *law, o);
 }
 
 sd::ModelProfile ProfileLocalModel(const SplitModel& model, int repeats, double slowdown) {

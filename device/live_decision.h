@@ -7,7 +7,15 @@
 // unit's lag (markov-fit:, gauss-markov:) or an i.i.d. law (trace:), stops priced at the expected
 // transfer time learned on the fitting series. So a live run and the simulator build the very
 // same table, and their costs on the same channel path can be compared (scripts/replay.sh).
-// rayleigh: the analytic quantile law with an outage state, priced at each state's rate.
+// rayleigh: the analytic quantile law with an outage state, priced at each state's rate; FromLaw
+// takes any such discretized law (the placement agent's channel statistics).
+//
+// Placement (issue 7, SPEC section 4): a device that stores units 1..M only never runs beyond M.
+// With options.horizon = M < N the policy is built on the stopping problem of horizon M with the
+// forced offload at M, priced as the placement planner prices it (BuildProblem(cost, law, M) for
+// a law; the series problem truncated at M with its expected-transfer stop row for a series), so
+// that PredictedCost averaged over the initial law is the planner's inference_cost[M]. Stop()
+// answers true at every boundary >= M, whatever the table says.
 //
 // Costs are in wall-clock seconds: with --time-scale c the emulated link carries rate r per
 // emulated second, i.e. c r per wall second over grid steps of dt / c wall seconds, so the series
@@ -41,6 +49,14 @@ struct LiveDecisionOptions {
   double bandwidth_hz = 10e6;      // rayleigh
   double outage_prob = 0.01;       // rayleigh
   double time_scale = 1.0;         // emulated seconds per wall second
+  // Placed units M: the policy's horizon, with a forced offload at M < N. kAllUnits: M = N.
+  // M = 0 is a real placement (nothing stored: every inference offloads the input), which is why
+  // "all" is not spelled 0; PlacementPlan::best_m can be passed as it is.
+  int horizon = kAllUnits;
+
+  static constexpr int kAllUnits = -1;
+  // time_scale > 0 and horizon kAllUnits or in 0..num_units.
+  bool IsValid(int num_units, std::string* error) const;
 };
 
 // The policy names replay runs by default, in split_sim's order.
@@ -55,22 +71,33 @@ class LiveDecision {
                                                                 bool markov,
                                                                 const LiveDecisionOptions& options,
                                                                 uint64_t generation = 0);
-  // rayleigh:snr_db=X: the analytic law (DiscretizeRayleigh).
+  // rayleigh:snr_db=X: the analytic law (DiscretizeRayleigh with options' K, bandwidth and
+  // outage probability), then FromLaw.
   static Result<std::shared_ptr<const LiveDecision>> FromRayleigh(
       const decision::CostModel& cost, double snr_db, const LiveDecisionOptions& options);
+  // A given discretized law, i.i.d. or Markov (validated), priced at each state's rate like
+  // decision::BuildProblem (outage states: not allowed before the horizon, the floor rate at a
+  // forced offload). Its rates are emulated bit/s and a Markov epoch emulated seconds, as the
+  // link reports them; both are identity at time_scale 1. options.num_states is unused (the
+  // law has its own K).
+  static Result<std::shared_ptr<const LiveDecision>> FromLaw(const decision::CostModel& cost,
+                                                             const decision::ChannelLaw& law,
+                                                             const LiveDecisionOptions& options);
 
   // State of an observed emulated rate.
   int StateOf(double emulated_rate_bps) const { return law().StateOf(emulated_rate_bps * scale_); }
-  // Stop at boundary l in [0, H)? (Stop at H is implied.)
+  // Stop at boundary l? The policy's table for l in [0, H); always true at l >= H (the device
+  // holds no unit beyond the placement M = H).
   bool Stop(int boundary, int state, int first_state) const {
-    return policy_->Stop(boundary, state, first_state);
+    return boundary >= horizon_ || policy_->Stop(boundary, state, first_state);
   }
-  int horizon() const { return problem().horizon; }
+  // H: the placed M (N when the options leave horizon at kAllUnits).
+  int horizon() const { return horizon_; }
+  int num_units() const { return num_units_; }  // N of the model
   const std::string& policy_name() const { return policy_->name(); }
   const decision::StoppingPolicy& policy() const { return *policy_; }
-  const decision::StoppingProblem& problem() const {
-    return model_ ? model_->problem() : rayleigh_problem_;
-  }
+  // The problem the policy was built on, of horizon H (series: the fitted problem truncated at H).
+  const decision::StoppingProblem& problem() const { return problem_; }
   // The policy's expected cost from boundary 0 in `first_state`, under the law (precomputed).
   double PredictedCost(int first_state) const { return predicted_[first_state]; }
   // The model's price of the path taken: C_1 + ... + C_k + S_k(state at k).
@@ -78,8 +105,8 @@ class LiveDecision {
     return problem().CumulativeContinue(boundary) + problem().stop_cost(boundary, state);
   }
   // The short-window law that maps observations to states (rates in wall-time bit/s).
-  const decision::ChannelLaw& law() const { return model_ ? model_->short_law() : rayleigh_law_; }
-  // Series channels only (null for rayleigh): the fitted model, in wall time.
+  const decision::ChannelLaw& law() const { return model_ ? model_->short_law() : law_; }
+  // Series channels only (null for laws): the fitted model, in wall time, of horizon N.
   const std::shared_ptr<const decision::SeriesModel>& series_model() const { return model_; }
   double time_scale() const { return scale_; }
   uint64_t generation() const { return generation_; }
@@ -90,9 +117,10 @@ class LiveDecision {
 
   double scale_ = 1.0;
   uint64_t generation_ = 0;
+  int horizon_ = 0, num_units_ = 0;
   std::shared_ptr<const decision::SeriesModel> model_;
-  decision::ChannelLaw rayleigh_law_;
-  decision::StoppingProblem rayleigh_problem_;
+  decision::ChannelLaw law_;           // FromLaw (wall-time rates)
+  decision::StoppingProblem problem_;  // horizon H
   std::unique_ptr<decision::StoppingPolicy> policy_;
   std::vector<double> predicted_;
 };
