@@ -6,6 +6,7 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <memory>
 #include <sstream>
 #include <system_error>
@@ -79,6 +80,42 @@ Status CheckZooUnits(const SplitModel& model, const Manifest& m) {
   return Status::Ok();
 }
 
+struct FileDigests {
+  int64_t bytes = 0;
+  std::string sha256;
+  std::vector<std::string> chunk_sha256;
+};
+
+// One pass over a file: its size, whole SHA-256 and the SHA-256 of each chunk_bytes-byte chunk.
+Result<FileDigests> HashUnitFile(const std::string& path, int64_t chunk_bytes) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return NotFoundError("cannot open " + path);
+  MdCtx ctx(EVP_MD_CTX_new());
+  if (!ctx || EVP_DigestInit_ex(ctx.get(), EVP_sha256(), nullptr) != 1) {
+    return InternalError("EVP_DigestInit_ex failed");
+  }
+  FileDigests out;
+  std::vector<char> buf(static_cast<size_t>(chunk_bytes));
+  while (in) {
+    in.read(buf.data(), static_cast<std::streamsize>(buf.size()));
+    const std::streamsize got = in.gcount();
+    if (got <= 0) break;
+    if (EVP_DigestUpdate(ctx.get(), buf.data(), static_cast<size_t>(got)) != 1) {
+      return InternalError("EVP_DigestUpdate failed on " + path);
+    }
+    out.chunk_sha256.push_back(Sha256Hex(buf.data(), static_cast<size_t>(got)));
+    out.bytes += got;
+  }
+  if (in.bad()) return InternalError("read error on " + path);
+  unsigned char md[EVP_MAX_MD_SIZE];
+  unsigned int n = 0;
+  if (EVP_DigestFinal_ex(ctx.get(), md, &n) != 1) return InternalError("EVP_DigestFinal_ex failed");
+  out.sha256 = ToHex(md, n);
+  return out;
+}
+
+bool ChunkBytesValid(int64_t c) { return c >= kMinChunkBytes && c <= kMaxChunkBytes; }
+
 Status LoadUnitFile(const std::vector<UnitTensor>& tensors, const std::string& path) {
   try {
     torch::serialize::InputArchive archive;
@@ -136,15 +173,44 @@ Result<std::string> Sha256File(const std::string& path) {
   return ToHex(md, n);
 }
 
+size_t ManifestUnit::num_chunks(int64_t chunk_bytes) const {
+  if (chunk_bytes <= 0 || bytes <= 0) return 0;
+  return static_cast<size_t>((bytes + chunk_bytes - 1) / chunk_bytes);
+}
+
+int64_t ManifestUnit::chunk_length(int64_t chunk_bytes, size_t c) const {
+  return std::min(chunk_bytes, bytes - chunk_offset(chunk_bytes, c));
+}
+
+bool HasChunkDigests(const Manifest& m) {
+  if (m.units.empty()) return false;
+  for (const ManifestUnit& u : m.units) {
+    if (u.chunk_sha256.empty() || u.chunk_sha256.size() != u.num_chunks(m.chunk_bytes)) {
+      return false;
+    }
+  }
+  return true;
+}
+
 std::string VersionDir(const std::string& root, const std::string& name, uint32_t version) {
   return (fs::path(root) / name / std::to_string(version)).string();
 }
 
-Status WriteVersion(const SplitModel& model, const ZooOptions& zoo, const std::string& dir) {
+Status WriteVersion(const SplitModel& model, const ZooOptions& zoo, const std::string& dir,
+                    int64_t chunk_bytes) {
+  if (!ChunkBytesValid(chunk_bytes)) {
+    return InvalidArgumentError("chunk size " + std::to_string(chunk_bytes) + " bytes is not in [" +
+                                std::to_string(kMinChunkBytes) + ", " +
+                                std::to_string(kMaxChunkBytes) + "]");
+  }
   std::error_code ec;
   fs::create_directories(dir, ec);
   if (ec) return InternalError("creating " + dir + ": " + ec.message());
-  json units = json::array();
+  Manifest m;
+  m.model = model.name();
+  m.version = model.version();
+  m.zoo = zoo;
+  m.chunk_bytes = chunk_bytes;
   for (size_t i = 0; i < model.num_units(); ++i) {
     Result<std::vector<UnitTensor>> tensors = ZooUnitTensors(model, i);
     if (!tensors.ok()) return tensors.status();
@@ -159,32 +225,23 @@ Status WriteVersion(const SplitModel& model, const ZooOptions& zoo, const std::s
     } catch (const std::exception& e) {
       return InternalError("writing " + path + ": " + e.what());
     }
-    Result<std::string> digest = Sha256File(path);
-    if (!digest.ok()) return digest.status();
-    const auto bytes = static_cast<int64_t>(fs::file_size(path, ec));
-    if (ec) return InternalError("size of " + path + ": " + ec.message());
-    units.push_back({{"index", i},
-                     {"name", model.unit(i).name},
-                     {"file", file},
-                     {"bytes", bytes},
-                     {"param_bytes", model.unit(i).param_bytes},
-                     {"sha256", *digest}});
+    Result<FileDigests> digests = HashUnitFile(path, chunk_bytes);
+    if (!digests.ok()) return digests.status();
+    ManifestUnit u;
+    u.index = i;
+    u.name = model.unit(i).name;
+    u.file = file;
+    u.bytes = digests->bytes;
+    u.param_bytes = model.unit(i).param_bytes;
+    u.sha256 = std::move(digests->sha256);
+    u.chunk_sha256 = std::move(digests->chunk_sha256);
+    m.units.push_back(std::move(u));
   }
-  json m = {{"model", model.name()},
-            {"version", model.version()},
-            {"zoo",
-             {{"input_size", zoo.input_size},
-              {"width_mult", zoo.width_mult},
-              {"num_classes", zoo.num_classes},
-              {"mlp_width", zoo.mlp_width},
-              {"mlp_layers", zoo.mlp_layers}}},
-            {"num_units", model.num_units()},
-            {"units", units}};
   const fs::path final_path = fs::path(dir) / kManifestFile;
   const fs::path tmp = fs::path(dir) / (std::string(kManifestFile) + ".tmp");
   {
     std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    out << m.dump(2) << "\n";
+    out << ManifestToJson(m);
     out.close();
     if (!out) return InternalError("writing " + tmp.string());
   }
@@ -193,15 +250,48 @@ Status WriteVersion(const SplitModel& model, const ZooOptions& zoo, const std::s
   return Status::Ok();
 }
 
+std::string ManifestToJson(const Manifest& m) {
+  json units = json::array();
+  for (const ManifestUnit& u : m.units) {
+    json ju = {{"index", u.index},
+               {"name", u.name},
+               {"file", u.file},
+               {"bytes", u.bytes},
+               {"param_bytes", u.param_bytes},
+               {"sha256", u.sha256}};
+    if (!u.chunk_sha256.empty()) ju["chunks"] = u.chunk_sha256;
+    units.push_back(std::move(ju));
+  }
+  json j = {{"model", m.model},
+            {"version", m.version},
+            {"zoo",
+             {{"input_size", m.zoo.input_size},
+              {"width_mult", m.zoo.width_mult},
+              {"num_classes", m.zoo.num_classes},
+              {"mlp_width", m.zoo.mlp_width},
+              {"mlp_layers", m.zoo.mlp_layers}}},
+            {"num_units", m.units.size()},
+            {"chunk_bytes", m.chunk_bytes},
+            {"units", units}};
+  return j.dump(2) + "\n";
+}
+
 Result<Manifest> ReadManifest(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   if (!in) return NotFoundError("cannot open manifest " + path);
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  if (in.bad()) return InternalError("read error on manifest " + path);
+  return ParseManifest(text, path);
+}
+
+Result<Manifest> ParseManifest(const std::string& json_text, const std::string& source) {
+  const std::string& path = source;
   auto bad = [&path](const std::string& why) {
     return InvalidArgumentError("manifest " + path + ": " + why);
   };
   json j;
   try {
-    j = json::parse(in);
+    j = json::parse(json_text);
   } catch (const std::exception& e) {
     return bad(std::string("not JSON: ") + e.what());
   }
@@ -248,6 +338,13 @@ Result<Manifest> ReadManifest(const std::string& path) {
   int64_t num_units = 0;
   if (!get_int(j, "num_units", 1, 100000, &num_units))
     return bad("\"num_units\" missing or invalid");
+  // Chunk fields: optional together (manifests written before chunks existed have neither).
+  const bool has_chunk_bytes = j.contains("chunk_bytes");
+  if (has_chunk_bytes &&
+      !get_int(j, "chunk_bytes", kMinChunkBytes, kMaxChunkBytes, &m.chunk_bytes)) {
+    return bad("\"chunk_bytes\" must be an integer in [" + std::to_string(kMinChunkBytes) + ", " +
+               std::to_string(kMaxChunkBytes) + "]");
+  }
   auto uit = j.find("units");
   if (uit == j.end() || !uit->is_array()) return bad("\"units\" missing or not an array");
   if (static_cast<int64_t>(uit->size()) != num_units) {
@@ -274,9 +371,62 @@ Result<Manifest> ReadManifest(const std::string& path) {
     if (!get_str(u, "sha256", &mu.sha256) || !IsHexDigest(mu.sha256)) {
       return bad(at + ".sha256 is not 64 lowercase hex digits");
     }
+    auto cit = u.find("chunks");
+    if (cit != u.end()) {
+      if (!has_chunk_bytes) return bad(at + ".chunks without a top-level \"chunk_bytes\"");
+      if (!cit->is_array()) return bad(at + ".chunks is not an array");
+      const size_t want = mu.num_chunks(m.chunk_bytes);
+      if (cit->size() != want) {
+        return bad(at + ".chunks lists " + std::to_string(cit->size()) + " digests, " +
+                   std::to_string(mu.bytes) + " bytes in chunks of " +
+                   std::to_string(m.chunk_bytes) + " need " + std::to_string(want));
+      }
+      for (size_t c = 0; c < cit->size(); ++c) {
+        const json& d = (*cit)[c];
+        if (!d.is_string() || !IsHexDigest(d.get<std::string>())) {
+          return bad(at + ".chunks[" + std::to_string(c) + "] is not 64 lowercase hex digits");
+        }
+        mu.chunk_sha256.push_back(d.get<std::string>());
+      }
+    }
+    // All units or none: a download needs every unit's digests.
+    if (i > 0 && mu.chunk_sha256.empty() != m.units[0].chunk_sha256.empty()) {
+      return bad(at + (mu.chunk_sha256.empty() ? " has no \"chunks\", units[0] has"
+                                               : " has \"chunks\", units[0] has none"));
+    }
     m.units.push_back(std::move(mu));
   }
   return m;
+}
+
+Status FillChunkDigests(const std::string& version_dir, Manifest* manifest) {
+  if (!ChunkBytesValid(manifest->chunk_bytes)) {
+    return InvalidArgumentError(
+        "manifest of " + manifest->model + " v" + std::to_string(manifest->version) +
+        ": chunk_bytes " + std::to_string(manifest->chunk_bytes) + " is not in [" +
+        std::to_string(kMinChunkBytes) + ", " + std::to_string(kMaxChunkBytes) + "]");
+  }
+  std::vector<std::vector<std::string>> chunks;
+  for (const ManifestUnit& u : manifest->units) {
+    const std::string path = (fs::path(version_dir) / u.file).string();
+    Result<FileDigests> d = HashUnitFile(path, manifest->chunk_bytes);
+    if (!d.ok()) {
+      return d.status().code() == StatusCode::kNotFound
+                 ? NotFoundError("unit file " + path + " is missing")
+                 : d.status();
+    }
+    if (d->bytes != u.bytes) {
+      return InvalidArgumentError("unit file " + path + " has " + std::to_string(d->bytes) +
+                                  " bytes, the manifest says " + std::to_string(u.bytes));
+    }
+    if (d->sha256 != u.sha256) {
+      return InvalidArgumentError("unit file " + path + " has SHA-256 " + d->sha256 +
+                                  ", the manifest says " + u.sha256);
+    }
+    chunks.push_back(std::move(d->chunk_sha256));
+  }
+  for (size_t i = 0; i < chunks.size(); ++i) manifest->units[i].chunk_sha256 = std::move(chunks[i]);
+  return Status::Ok();
 }
 
 Status VerifyUnit(const std::string& version_dir, const Manifest& manifest, size_t k) {
@@ -306,11 +456,21 @@ Status VerifyUnit(const std::string& version_dir, const Manifest& manifest, size
 
 Status LoadWeightsInto(SplitModel& model, const std::string& version_dir,
                        const Manifest& manifest) {
+  return LoadUnitsInto(model, version_dir, manifest, manifest.units.size());
+}
+
+Status LoadUnitsInto(SplitModel& model, const std::string& version_dir, const Manifest& manifest,
+                     size_t m) {
+  if (m > manifest.units.size()) {
+    return InvalidArgumentError("loading " + std::to_string(m) + " units of " + manifest.model +
+                                " v" + std::to_string(manifest.version) + ", which has " +
+                                std::to_string(manifest.units.size()));
+  }
   SPLITINFER_RETURN_IF_ERROR(CheckZooUnits(model, manifest));
-  for (size_t k = 0; k < manifest.units.size(); ++k) {
+  for (size_t k = 0; k < m; ++k) {
     SPLITINFER_RETURN_IF_ERROR(VerifyUnit(version_dir, manifest, k));
   }
-  for (size_t k = 0; k < manifest.units.size(); ++k) {
+  for (size_t k = 0; k < m; ++k) {
     Result<std::vector<UnitTensor>> tensors = ZooUnitTensors(model, k);
     if (!tensors.ok()) return tensors.status();
     SPLITINFER_RETURN_IF_ERROR(

@@ -1,10 +1,12 @@
 // model_repo: writes and checks the model repository of common/model_repo.h.
 //
-//   model_repo publish --repo DIR --model NAME [--version 1] [zoo options]
-//       builds the zoo model and writes it as DIR/NAME/VERSION
+//   model_repo publish --repo DIR --model NAME [--version 1] [--chunk-kib 1024] [zoo options]
+//       builds the zoo model and writes it as DIR/NAME/VERSION, with per-chunk digests of
+//       chunk-kib KiB chunks (the unit of the device's download)
 //   model_repo perturb --repo DIR --model NAME --from V --to W [--scale 0.01] [--seed 1]
 //       loads version V (verified), adds seeded Gaussian noise of relative scale to every
 //       floating parameter (stands in for retraining) and writes version W with a new manifest
+//       (same chunk size as V)
 //   model_repo verify --repo DIR
 //       lists every version and checks every unit file's size and SHA-256
 //
@@ -40,7 +42,7 @@ bool Exists(const std::string& dir) {
 }
 
 int Publish(const std::string& repo, const std::string& name, uint32_t version,
-            const ZooOptions& zoo) {
+            const ZooOptions& zoo, int64_t chunk_bytes) {
   const std::string dir = VersionDir(repo, name, version);
   if (Exists(dir)) {
     std::cerr << "model_repo: " << dir << " already exists\n";
@@ -48,7 +50,7 @@ int Publish(const std::string& repo, const std::string& name, uint32_t version,
   }
   Result<std::shared_ptr<SplitModel>> model = BuildZooModel(name, version, zoo);
   if (!model.ok()) return Fail(model.status());
-  Status st = WriteVersion(**model, zoo, dir);
+  Status st = WriteVersion(**model, zoo, dir, chunk_bytes);
   if (!st.ok()) return Fail(st);
   std::cout << "published " << name << " v" << version << " (" << (*model)->num_units()
             << " units) in " << dir << "\n";
@@ -69,7 +71,7 @@ int Perturb(const std::string& repo, const std::string& name, uint32_t from, uin
   if (!model.ok()) return Fail(model.status());
   Status st = LoadWeightsInto(**model, src, *m);
   if (st.ok()) st = PerturbWeights(**model, scale, seed);
-  if (st.ok()) st = WriteVersion(**model, m->zoo, dst);
+  if (st.ok()) st = WriteVersion(**model, m->zoo, dst, m->chunk_bytes);
   if (!st.ok()) {
     std::cerr << "model_repo: " << st << "\n";
     return kExitFailure;
@@ -121,11 +123,15 @@ int main(int argc, char** argv) {
   ZooOptions zoo;
   double scale = 0.01;
   uint64_t seed = 1;
+  int64_t chunk_kib = kDefaultChunkBytes / 1024;
 
   CLI::App* publish = app.add_subcommand("publish", "write a zoo model as a version");
   publish->add_option("--repo", repo, "repository root")->required();
   publish->add_option("--model", name, "zoo model name")->required();
   publish->add_option("--version", version, "version number")->default_val(1);
+  publish->add_option("--chunk-kib", chunk_kib, "download chunk size in KiB (manifest chunk_bytes)")
+      ->default_val(kDefaultChunkBytes / 1024)
+      ->check(CLI::Range(kMinChunkBytes / 1024, kMaxChunkBytes / 1024));
   AddZooOptions(*publish, &zoo);
 
   CLI::App* perturb = app.add_subcommand("perturb", "make version W from V by adding noise");
@@ -146,7 +152,7 @@ int main(int argc, char** argv) {
   } catch (const CLI::ParseError& e) {
     return app.exit(e) == 0 ? 0 : 2;
   }
-  if (publish->parsed()) return Publish(repo, name, version, zoo);
+  if (publish->parsed()) return Publish(repo, name, version, zoo, chunk_kib * 1024);
   if (perturb->parsed()) return Perturb(repo, name, from, to, scale, seed);
   if (verify->parsed()) return Verify(repo);
   return 2;

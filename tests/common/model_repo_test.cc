@@ -1,6 +1,8 @@
 // Tests of the model repository (common/model_repo.h): SHA-256 known answers, write and load
 // reproduce a zoo model exactly, perturbation makes a different but verified version, and
 // corrupted, truncated, missing or badly described unit files are refused with the file named.
+// Chunk digests: written, parsed, round-tripped, filled in for older manifests, validated; and
+// loading only the first m units.
 #include "common/model_repo.h"
 
 #include <ATen/ATen.h>
@@ -63,10 +65,11 @@ std::shared_ptr<SplitModel> Build(const std::string& name, uint32_t version) {
   return m.ok() ? *m : nullptr;
 }
 
-std::string Publish(const std::string& root, const std::string& name, uint32_t version) {
+std::string Publish(const std::string& root, const std::string& name, uint32_t version,
+                    int64_t chunk_bytes = kDefaultChunkBytes) {
   std::shared_ptr<SplitModel> m = Build(name, version);
   const std::string dir = VersionDir(root, name, version);
-  Status st = WriteVersion(*m, testing::SmallZoo(), dir);
+  Status st = WriteVersion(*m, testing::SmallZoo(), dir, chunk_bytes);
   EXPECT_TRUE(st.ok()) << st;
   return dir;
 }
@@ -79,6 +82,16 @@ json ReadJson(const std::string& path) {
 void WriteJson(const std::string& path, const json& j) {
   std::ofstream out(path, std::ios::trunc);
   out << j.dump(2);
+}
+
+std::string ReadFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+// The outputs of units [0, m) on a fixed input.
+at::Tensor Prefix(const SplitModel& model, size_t m) {
+  return model.RunRange(Input(model, 7), 0, m);
 }
 
 TEST(Sha256, KnownDigests) {
@@ -311,6 +324,181 @@ TEST(ModelRepo, ScanListsValidVersionsAndReportsBrokenOnes) {
   EXPECT_EQ(valid, (std::vector<std::string>{"mlp/1", "mlp/2", "resnet18/1"}));
   ASSERT_EQ(invalid.size(), 3u);
   EXPECT_EQ(ScanRepository(tmp.str() + "/nope").status().code(), StatusCode::kNotFound);
+}
+
+// Chunk digests as WriteVersion writes them: one per 4096-byte piece of each unit file (the last
+// one shorter), each the SHA-256 of that piece; the manifest round-trips through JSON exactly.
+TEST(ManifestChunks, WrittenParsedAndRoundTripped) {
+  TempDir tmp;
+  const std::string dir = Publish(tmp.str(), "resnet18", 1, 4096);
+  Result<Manifest> m = ReadManifest(dir + "/manifest.json");
+  ASSERT_TRUE(m.ok()) << m.status();
+  EXPECT_EQ(m->chunk_bytes, 4096);
+  EXPECT_TRUE(HasChunkDigests(*m));
+  size_t multi = 0;
+  for (const ManifestUnit& u : m->units) {
+    const std::string bytes = ReadFile(dir + "/" + u.file);
+    ASSERT_EQ(static_cast<int64_t>(bytes.size()), u.bytes);
+    const size_t n = u.num_chunks(4096);
+    EXPECT_EQ(n, (bytes.size() + 4095) / 4096);
+    ASSERT_EQ(u.chunk_sha256.size(), n) << u.file;
+    multi += n > 1 ? 1 : 0;
+    int64_t covered = 0;
+    for (size_t c = 0; c < n; ++c) {
+      const int64_t off = u.chunk_offset(4096, c), len = u.chunk_length(4096, c);
+      EXPECT_EQ(off, covered);
+      EXPECT_EQ(u.chunk_sha256[c], Sha256Hex(bytes.data() + off, static_cast<size_t>(len)))
+          << u.file << " chunk " << c;
+      covered += len;
+    }
+    EXPECT_EQ(covered, u.bytes);
+  }
+  EXPECT_GT(multi, 2u) << "units should span several chunks";
+
+  // The file is ManifestToJson's text, and text -> Manifest -> text is the identity.
+  const std::string text = ManifestToJson(*m);
+  EXPECT_EQ(ReadFile(dir + "/manifest.json"), text);
+  Result<Manifest> again = ParseManifest(text, "round trip");
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_EQ(ManifestToJson(*again), text);
+  EXPECT_EQ(again->units[3].chunk_sha256, m->units[3].chunk_sha256);
+  EXPECT_EQ(again->zoo.width_mult, m->zoo.width_mult);
+
+  // Default chunk size: 1 MiB, so these small units have one chunk each (the whole file).
+  const std::string dir2 = Publish(tmp.str(), "mlp", 2);
+  Result<Manifest> m2 = ReadManifest(dir2 + "/manifest.json");
+  ASSERT_TRUE(m2.ok()) << m2.status();
+  EXPECT_EQ(m2->chunk_bytes, kDefaultChunkBytes);
+  for (const ManifestUnit& u : m2->units) {
+    ASSERT_EQ(u.chunk_sha256.size(), 1u);
+    EXPECT_EQ(u.chunk_sha256[0], u.sha256);
+  }
+
+  std::shared_ptr<SplitModel> model = Build("mlp", 1);
+  EXPECT_EQ(WriteVersion(*model, testing::SmallZoo(), tmp.str() + "/x", 100).code(),
+            StatusCode::kInvalidArgument);
+  EXPECT_EQ(WriteVersion(*model, testing::SmallZoo(), tmp.str() + "/x", kMaxChunkBytes + 1).code(),
+            StatusCode::kInvalidArgument);
+}
+
+// A manifest written before chunks existed still reads, and FillChunkDigests computes exactly the
+// digests WriteVersion would have written; it verifies the files on the way.
+TEST(ManifestChunks, OldManifestReadsAndFillChunkDigestsMatchesWriteVersion) {
+  TempDir tmp;
+  const std::string dir = Publish(tmp.str(), "mlp", 1, 8192);
+  const std::string path = dir + "/manifest.json";
+  const std::string written = ReadFile(path);
+  json old = json::parse(written);
+  old.erase("chunk_bytes");
+  for (json& u : old["units"]) u.erase("chunks");
+  WriteJson(path, old);
+
+  Result<Manifest> m = ReadManifest(path);
+  ASSERT_TRUE(m.ok()) << m.status();
+  EXPECT_FALSE(HasChunkDigests(*m));
+  for (const ManifestUnit& u : m->units) EXPECT_TRUE(u.chunk_sha256.empty());
+  EXPECT_EQ(m->chunk_bytes, kDefaultChunkBytes);
+  Result<std::shared_ptr<SplitModel>> loaded = LoadVersion(dir);  // still loads
+  ASSERT_TRUE(loaded.ok()) << loaded.status();
+
+  m->chunk_bytes = 8192;
+  Manifest filled = *m;
+  Status st = FillChunkDigests(dir, &filled);
+  ASSERT_TRUE(st.ok()) << st;
+  EXPECT_TRUE(HasChunkDigests(filled));
+  EXPECT_EQ(ManifestToJson(filled), written);
+
+  // A file that does not match the manifest: refused, file named, manifest untouched.
+  std::string bytes = ReadFile(dir + "/unit_4.pt");
+  bytes[bytes.size() - 1] ^= 0x20;
+  std::ofstream(dir + "/unit_4.pt", std::ios::binary | std::ios::trunc) << bytes;
+  Manifest again = *m;
+  st = FillChunkDigests(dir, &again);
+  EXPECT_EQ(st.code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(st.message().find("unit_4.pt"), std::string::npos) << st;
+  EXPECT_NE(st.message().find("SHA-256"), std::string::npos) << st;
+  EXPECT_FALSE(HasChunkDigests(again));
+  fs::remove(dir + "/unit_4.pt");
+  st = FillChunkDigests(dir, &again);
+  EXPECT_EQ(st.code(), StatusCode::kNotFound);
+  EXPECT_NE(st.message().find("unit_4.pt"), std::string::npos) << st;
+  again.chunk_bytes = 10;
+  EXPECT_EQ(FillChunkDigests(dir, &again).code(), StatusCode::kInvalidArgument);
+}
+
+TEST(ManifestChunks, BadChunkFieldsAreRejectedNamingTheField) {
+  TempDir tmp;
+  const std::string dir = Publish(tmp.str(), "mlp", 1, 4096);
+  const json good = ReadJson(dir + "/manifest.json");
+  ASSERT_GT(good["units"][1]["chunks"].size(), 1u);
+  auto expect_rejected = [&](const json& j, const std::string& field) {
+    Result<Manifest> m = ParseManifest(j.dump(), "test.json");
+    ASSERT_FALSE(m.ok()) << field;
+    EXPECT_EQ(m.status().code(), StatusCode::kInvalidArgument) << field;
+    EXPECT_NE(m.status().message().find(field), std::string::npos) << m.status();
+    EXPECT_NE(m.status().message().find("test.json"), std::string::npos) << m.status();
+  };
+  json j = good;
+  j["chunk_bytes"] = 4095;
+  expect_rejected(j, "chunk_bytes");
+  j["chunk_bytes"] = kMaxChunkBytes + 1;
+  expect_rejected(j, "chunk_bytes");
+  j["chunk_bytes"] = "4096";
+  expect_rejected(j, "chunk_bytes");
+  j = good;
+  j["chunk_bytes"] = 8192;  // digests no longer match the count
+  expect_rejected(j, ".chunks lists");
+  j = good;
+  j["units"][1]["chunks"].erase(0);
+  expect_rejected(j, "units[1].chunks");
+  j = good;
+  j["units"][1]["chunks"].push_back(good["units"][1]["chunks"][0]);
+  expect_rejected(j, "units[1].chunks");
+  j = good;
+  j["units"][1]["chunks"][1] = std::string(64, 'A');
+  expect_rejected(j, "units[1].chunks[1]");
+  j = good;
+  j["units"][1]["chunks"][0] = 7;
+  expect_rejected(j, "units[1].chunks[0]");
+  j = good;
+  j["units"][1]["chunks"] = "abc";
+  expect_rejected(j, "units[1].chunks");
+  j = good;
+  j["units"][2].erase("chunks");  // all units or none
+  expect_rejected(j, "units[2]");
+  j = good;
+  j.erase("chunk_bytes");  // chunks without their size
+  expect_rejected(j, "chunk_bytes");
+  EXPECT_TRUE(ParseManifest(good.dump(), "test.json").ok());
+  EXPECT_EQ(ParseManifest("[1,", "text").status().code(), StatusCode::kInvalidArgument);
+}
+
+// LoadUnitsInto loads units [0, m) only, verified; later unit files need not exist.
+TEST(ModelRepo, LoadUnitsIntoLoadsThePrefixOnly) {
+  TempDir tmp;
+  const std::string dir = Publish(tmp.str(), "resnet18", 3, 4096);
+  std::shared_ptr<SplitModel> original = Build("resnet18", 3);
+  Result<Manifest> m = ReadManifest(dir + "/manifest.json");
+  ASSERT_TRUE(m.ok()) << m.status();
+  const size_t n = m->units.size();
+  const size_t k = 4;
+  ASSERT_LT(k, n);
+  for (size_t i = k; i < n; ++i) fs::remove(dir + "/" + m->units[i].file);
+  EXPECT_FALSE(LoadVersion(dir).ok());
+
+  std::shared_ptr<SplitModel> other = Build("resnet18", 4);
+  EXPECT_GT((Prefix(*original, k) - Prefix(*other, k)).abs().max().item<double>(), 0.0);
+  Status st = LoadUnitsInto(*other, dir, *m, k);
+  ASSERT_TRUE(st.ok()) << st;
+  EXPECT_EQ((Prefix(*original, k) - Prefix(*other, k)).abs().max().item<double>(), 0.0);
+  // Units >= k kept the other version's weights.
+  EXPECT_GT(MaxDiff(*original, *other), 0.0);
+
+  EXPECT_TRUE(LoadUnitsInto(*other, dir, *m, 0).ok());
+  st = LoadUnitsInto(*other, dir, *m, k + 1);  // unit k's file is gone
+  EXPECT_EQ(st.code(), StatusCode::kNotFound);
+  EXPECT_NE(st.message().find(m->units[k].file), std::string::npos) << st;
+  EXPECT_EQ(LoadUnitsInto(*other, dir, *m, n + 1).code(), StatusCode::kInvalidArgument);
 }
 
 }  // namespace
