@@ -1,6 +1,7 @@
 // Speed of the decision core (issue 4): one run-time decision, BI solves, the placement plan.
 // Reports numbers only; docs/benchmarks.md ("Decision core") records them.
 #include <random>
+#include <string>
 
 #include <benchmark/benchmark.h>
 
@@ -121,6 +122,45 @@ BENCHMARK(BM_PlacementPlan)
     ->Args({0, 1024, 0})
     ->Args({1, 64, 0})
     ->Args({0, 64, 1})
+    ->Unit(benchmark::kMillisecond);
+
+// What the placement agent pays per re-plan (issue 7): from a channel law to M*, for zoo models
+// and the 100-layer equal-width MLP, K = 16, BI. rebuild:0 is the fast path (BuildProblem of
+// horizon N + ForcedStopRows, then every M by truncation, all inside the loop); rebuild:1 builds
+// the problem of every M afresh (PlacementPlanner(cost, law)). The Markov law steps every 5 ms,
+// so each unit's matrix is a real power of the transition.
+const char* const kPlacementModels[] = {"resnet18", "vgg16", "mlp"};
+
+void BM_PlacementPlanZoo(benchmark::State& state) {
+  const std::string model = kPlacementModels[state.range(0)];
+  const bool markov = state.range(1) != 0, rebuild = state.range(2) != 0;
+  constexpr int kStates = 16;
+  sd::AnalyticProfileOptions ao;
+  ao.mlp_layers = 100;
+  const sd::CostModel cost =
+      *sd::CostModel::Create(*sd::AnalyticProfile(model, ao), sd::CostOptions());
+  sd::ChannelLaw law = markov ? Markov(kStates) : Rayleigh(kStates);
+  law.epoch_s = 0.005;
+  sd::PlacementOptions po;
+  po.inferences_per_version = 1000;
+  int best_m = 0;
+  for (auto _ : state) {
+    if (rebuild) {
+      sd::PlacementPlanner planner(cost, law);
+      best_m = planner.Plan(po)->best_m;
+    } else {
+      sd::PlacementPlanner planner(cost, *sd::BuildProblem(cost, law, cost.num_units()),
+                                   sd::ForcedStopRows(cost, law));
+      best_m = planner.Plan(po)->best_m;
+    }
+    benchmark::DoNotOptimize(best_m);
+  }
+  state.SetLabel(model + " N=" + std::to_string(cost.num_units()) +
+                 " M*=" + std::to_string(best_m));
+}
+BENCHMARK(BM_PlacementPlanZoo)
+    ->ArgNames({"model", "markov", "rebuild"})
+    ->ArgsProduct({{0, 1, 2}, {0, 1}, {0, 1}})
     ->Unit(benchmark::kMillisecond);
 
 }  // namespace

@@ -7,6 +7,7 @@
 // else the analytic profile of zoo_profiles.h; --profile FILE names a profile directly. Channel
 // specs: rayleigh:snr_db=X, gauss-markov:snr_db=X,doppler_hz=Y, trace:<file>, markov-fit:<file>.
 // JSON on stdout with --json, a table otherwise; progress goes to stderr.
+#include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <iostream>
@@ -158,9 +159,19 @@ int main(int argc, char** argv) {
       if (keep.count(s.name)) kept.push_back(s);
     result->policies = kept;
   }
-  if (json)
-    std::cout << sd::ToJson(*result).dump(2) << "\n";
-  else
+  if (json) {
+    nlohmann::json j = sd::ToJson(*result);
+    // The BI plan's two terms per M (null over the storage budget), so that a sweep can show
+    // where M* steps (scripts/placement_sweep.sh); ToJson carries only their sum.
+    auto finite = [](const std::vector<double>& v) {
+      nlohmann::json a = nlohmann::json::array();
+      for (double x : v) a.push_back(std::isfinite(x) ? nlohmann::json(x) : nlohmann::json());
+      return a;
+    };
+    j["placement"]["inference_cost"] = finite(result->placement.inference_cost);
+    j["placement"]["download_cost"] = finite(result->placement.download_cost);
+    std::cout << j.dump(2) << "\n";
+  } else
     std::cout << sd::ToTable(*result);
   return 0;
 }
