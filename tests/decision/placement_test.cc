@@ -1,8 +1,10 @@
 #include "common/decision/placement.h"
 
 #include <cmath>
+#include <limits>
 #include <random>
 #include <set>
+#include <string>
 #include <tuple>
 
 #include <gtest/gtest.h>
@@ -149,6 +151,63 @@ TEST(PlacementPlannerTest, TruncationEqualsRebuilding) {
     }
   }
 }
+
+}  // namespace
+}  // namespace splitinfer::decision
+
+namespace splitinfer::decision {
+namespace {
+
+// Brute force over every M, zoo model and law: the plan's inference cost is BI's value of the
+// problem built for that M (and the exact cost of its BI policy), the objective adds D(M)/R, and
+// best_m is the argmin. The live device (LiveDecision with horizon M) predicts the same
+// inference_cost[M] (tests/device/live_decision_test.cc).
+class PlacementBruteForceTest
+    : public ::testing::TestWithParam<std::tuple<std::string, bool, double>> {};
+
+TEST_P(PlacementBruteForceTest, PlanIsTheArgminOfSolvedProblems) {
+  const auto [model, markov, r] = GetParam();
+  CostOptions co;
+  co.device_slowdown = 10.0;
+  const CostModel cost = *CostModel::Create(*AnalyticProfile(model), co);
+  RayleighOptions ro;
+  ro.num_states = 8;
+  ro.snr_db = 5;
+  ChannelLaw law = *DiscretizeRayleigh(ro);
+  if (markov) {
+    law.iid = false;
+    law.epoch_s = 0.01;
+    law.transition = Eigen::MatrixXd::Constant(8, 8, 0.3 / 8);
+    law.transition.diagonal().array() += 0.7;
+  }
+  PlacementOptions po;
+  po.inferences_per_version = r;
+  po.storage_budget_bytes = cost.PlacementBytes(cost.num_units() - 1);  // the last unit never fits
+  Result<PlacementPlan> plan = PlacementPlanner(cost, law).Plan(po);
+  ASSERT_TRUE(plan.ok()) << plan.status();
+  const int n = cost.num_units();
+  double best = std::numeric_limits<double>::infinity();
+  int best_m = -1;
+  for (int m = 0; m < n; ++m) {
+    Result<StoppingProblem> p = BuildProblem(cost, law, m);
+    ASSERT_TRUE(p.ok()) << p.status();
+    const double v = SolveBackwardInduction(*p).expected_cost;
+    EXPECT_NEAR(plan->inference_cost[m], v, 1e-12 * v) << "M = " << m;
+    EXPECT_NEAR(ExactExpectedCost(*p, *MakeBiPolicy(*p)), v, 1e-9 * v) << "M = " << m;
+    const double j = cost.DownloadCost(m) / r + v;
+    EXPECT_NEAR(plan->objective[m], j, 1e-12 * j) << "M = " << m;
+    if (j < best) best = j, best_m = m;
+  }
+  EXPECT_TRUE(std::isinf(plan->objective[n]));  // over the budget
+  EXPECT_EQ(plan->feasible, n);
+  EXPECT_EQ(plan->best_m, best_m);
+  EXPECT_DOUBLE_EQ(plan->best_objective, best);
+}
+
+INSTANTIATE_TEST_SUITE_P(Zoo, PlacementBruteForceTest,
+                         ::testing::Combine(::testing::Values("resnet18", "vgg16", "mobilenetv2",
+                                                              "alexnet"),
+                                            ::testing::Bool(), ::testing::Values(1.0, 1e3, 1e6)));
 
 }  // namespace
 }  // namespace splitinfer::decision
