@@ -91,9 +91,10 @@ class UnitStore {
   // m = 0 is a placement of no unit (the edge runs everything).
   Status Commit(const Manifest& manifest, size_t m);
 
-  // What placed.json names (kNotFound when nothing is placed). Validates it: the model name, the
-  // version's manifest (read and checked against model and version), m <= num_units. Unit files
-  // are not hashed here (LoadCurrent does).
+  // What placed.json names (kNotFound only when nothing is placed). Validates it: the model name,
+  // the version's manifest (read and checked against model and version), m <= num_units;
+  // kInvalidArgument naming placed.json otherwise. Unit files are not hashed here (LoadCurrent
+  // does).
   Result<PlacedVersion> Current(const std::string& model) const;
 
   // Loads the current placement: builds the zoo model from the manifest's options and loads units
