@@ -19,7 +19,7 @@ T GetLE(const uint8_t* p) {
   return v;
 }
 
-bool KnownType(uint16_t t) { return t >= 1 && t <= 5; }
+bool KnownType(uint16_t t) { return t >= 1 && t <= 9; }
 
 }  // namespace
 
@@ -35,6 +35,14 @@ const char* MessageTypeName(MessageType type) {
       return "InferReply";
     case MessageType::kError:
       return "Error";
+    case MessageType::kPlacementRequest:
+      return "PlacementRequest";
+    case MessageType::kPlacementReply:
+      return "PlacementReply";
+    case MessageType::kFetchRequest:
+      return "FetchRequest";
+    case MessageType::kFetchChunk:
+      return "FetchChunk";
   }
   return "Unknown";
 }
@@ -375,6 +383,7 @@ StatusCode FromWireCode(int code) {
     case 12:
     case 13:
     case 14:
+    case 15:
       return static_cast<StatusCode>(code);
     default:
       return StatusCode::kUnknown;

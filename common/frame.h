@@ -33,6 +33,10 @@ enum class MessageType : uint16_t {
   kInferRequest = 3,
   kInferReply = 4,
   kError = 5,
+  kPlacementRequest = 6,
+  kPlacementReply = 7,
+  kFetchRequest = 8,
+  kFetchChunk = 9,
 };
 const char* MessageTypeName(MessageType type);
 

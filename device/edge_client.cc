@@ -149,6 +149,102 @@ Result<InferResult> EdgeClient::ReadReply() {
   return result;
 }
 
+Status EdgeClient::ReadFrameOf(MessageType type, FrameHeader* header, std::string* meta) {
+  Status st = conn_.ReadHeaderAndMeta(options_.limits, options_.io_timeout, header, meta);
+  if (!st.ok()) {
+    Close();
+    return st;
+  }
+  if (header->type == MessageType::kError) {
+    wire::ErrorReply err;
+    st = ParseMeta(*meta, &err);
+    Close();
+    if (!st.ok()) return st;
+    return Status(FromWireCode(err.code()), "server closed the connection: " + err.message());
+  }
+  if (header->type != type) {
+    Close();
+    return InvalidArgumentError(std::string("expected ") + MessageTypeName(type) + ", got " +
+                                MessageTypeName(header->type));
+  }
+  return Status::Ok();
+}
+
+Result<wire::PlacementReply> EdgeClient::Plan(const wire::PlacementRequest& request,
+                                              std::string* manifest_json) {
+  if (!connected()) return UnavailableError("not connected to the edge server");
+  SPLITINFER_RETURN_IF_ERROR(
+      conn_.WriteFrame(MakeFrame(MessageType::kPlacementRequest, request), options_.io_timeout));
+  FrameHeader header;
+  std::string meta;
+  SPLITINFER_RETURN_IF_ERROR(ReadFrameOf(MessageType::kPlacementReply, &header, &meta));
+  wire::PlacementReply reply;
+  Status st = ParseMeta(meta, &reply);
+  if (st.ok() && reply.code() != wire::OK && header.body_len != 0)
+    st = InvalidArgumentError("placement refusal with a body");
+  if (st.ok() && reply.code() == wire::OK &&
+      (header.body_len == 0 || header.body_len > kMaxManifestBytes)) {
+    st = ResourceExhaustedError("placement reply manifest of " + std::to_string(header.body_len) +
+                                " bytes (limit " + std::to_string(kMaxManifestBytes) + ")");
+  }
+  if (!st.ok()) {
+    Close();
+    return st;
+  }
+  manifest_json->assign(static_cast<size_t>(header.body_len), '\0');
+  if (header.body_len > 0) {
+    st = conn_.ReadExact(manifest_json->data(), manifest_json->size(), options_.io_timeout);
+    if (!st.ok()) {
+      Close();
+      return st;
+    }
+  }
+  return reply;
+}
+
+Status EdgeClient::Fetch(const wire::FetchRequest& request, uint64_t max_chunk_bytes,
+                         const ChunkHandler& on_chunk) {
+  if (!connected()) return UnavailableError("not connected to the edge server");
+  SPLITINFER_RETURN_IF_ERROR(
+      conn_.WriteFrame(MakeFrame(MessageType::kFetchRequest, request), options_.io_timeout));
+  std::vector<uint8_t> body;
+  for (;;) {
+    FrameHeader header;
+    std::string meta;
+    SPLITINFER_RETURN_IF_ERROR(ReadFrameOf(MessageType::kFetchChunk, &header, &meta));
+    wire::FetchChunk chunk;
+    Status st = ParseMeta(meta, &chunk);
+    if (st.ok() && header.body_len > max_chunk_bytes) {
+      st = ResourceExhaustedError("chunk of " + std::to_string(header.body_len) +
+                                  " bytes exceeds the manifest's chunk size " +
+                                  std::to_string(max_chunk_bytes));
+    }
+    if (st.ok() && chunk.code() != wire::OK && header.body_len != 0)
+      st = InvalidArgumentError("fetch refusal with a body");
+    if (!st.ok()) {
+      Close();
+      return st;
+    }
+    if (chunk.code() != wire::OK) {
+      return Status(FromWireCode(chunk.code()), chunk.message());  // the stream ends here
+    }
+    body.resize(static_cast<size_t>(header.body_len));
+    if (!body.empty()) {
+      st = conn_.ReadExact(body.data(), body.size(), options_.io_timeout);
+      if (!st.ok()) {
+        Close();
+        return st;
+      }
+    }
+    st = on_chunk(chunk, body.data(), body.size());
+    if (!st.ok()) {
+      if (!chunk.last()) Close();  // the rest of the stream is still on its way
+      return st;
+    }
+    if (chunk.last()) return Status::Ok();
+  }
+}
+
 void EdgeClient::Close() {
   handshake_done_ = false;
   conn_.Close();

@@ -8,6 +8,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <string>
 
 #include <ATen/ATen.h>
@@ -63,9 +64,29 @@ class EdgeClient {
   // An encoded reply tensor is decoded (the server sends raw ones today).
   Result<InferResult> ReadReply();
 
+  // Placement (issue 7): one planning round. A refusal (unknown model, no repository, a bad
+  // request) comes back as a reply whose code is not OK; a non-ok Result means the connection
+  // failed. On OK the body, the version's manifest.json (at most kMaxManifestBytes), goes to
+  // *manifest_json. No inference may be in flight on this connection.
+  static constexpr uint64_t kMaxManifestBytes = 4u << 20;
+  Result<wire::PlacementReply> Plan(const wire::PlacementRequest& request,
+                                    std::string* manifest_json);
+  // Sends one FetchRequest and hands every FetchChunk to `on_chunk` (its body at most
+  // `max_chunk_bytes`) until the server marks one `last`. A chunk with a code other than OK ends
+  // the fetch with that status; so does an error from on_chunk (the connection is then closed,
+  // since the rest of the stream would still arrive). Every read has the io_timeout.
+  using ChunkHandler =
+      std::function<Status(const wire::FetchChunk& chunk, const uint8_t* data, size_t size)>;
+  Status Fetch(const wire::FetchRequest& request, uint64_t max_chunk_bytes,
+               const ChunkHandler& on_chunk);
+
   void Close();
 
  private:
+  // Reads one frame of `type` (header and metadata into *meta); an ErrorReply or another type
+  // closes the connection and fails.
+  Status ReadFrameOf(MessageType type, FrameHeader* header, std::string* meta);
+
   EdgeClientOptions options_;
   BlockingConnection conn_;
   wire::HelloReply server_info_;

@@ -12,11 +12,15 @@
 #include "common/frame_io.h"
 #include "common/log.h"
 #include "common/tensor_wire.h"
+#include "edge_server/placement_service.h"
 
 namespace splitinfer {
 namespace {
 
 using Clock = std::chrono::steady_clock;
+
+// Chunks one FetchRequest may ask for (more are clamped: the device asks again).
+constexpr uint32_t kMaxChunksPerFetch = 4096;
 
 uint64_t MicrosSince(Clock::time_point t0, Clock::time_point t1 = Clock::now()) {
   return static_cast<uint64_t>(
@@ -64,6 +68,9 @@ class EdgeServer::Impl {
   tcp::acceptor acceptor;
   asio::thread_pool compute_pool;
   std::vector<std::thread> io_threads;
+  // Fault injection (tests): chunks served so far, and whether the drop has happened.
+  std::atomic<uint64_t> chunks_served{0};
+  std::atomic<bool> fault_dropped{false};
 };
 
 // One device connection. All members are touched only on the session's strand (the executor of
@@ -104,7 +111,10 @@ class Session : public std::enable_shared_from_this<Session> {
  private:
   // ---- reading -------------------------------------------------------------------------------
 
-  size_t Outstanding() const { return in_flight_ + write_queue_.size(); }
+  // A chunk stream counts as a full window: no request is read while one is being sent.
+  size_t Outstanding() const {
+    return in_flight_ + write_queue_.size() + (fetch_ ? opts_.max_in_flight : 0);
+  }
 
   void ReadHeader() {
     if (closed_ || close_after_write_) return;
@@ -147,6 +157,10 @@ class Session : public std::enable_shared_from_this<Session> {
         return OnHello();
       case MessageType::kInferRequest:
         return OnInferRequest();
+      case MessageType::kPlacementRequest:
+        return OnPlacementRequest();
+      case MessageType::kFetchRequest:
+        return OnFetchRequest();
       default:
         return FailConnection(InvalidArgumentError(std::string("unexpected message type ") +
                                                    MessageTypeName(header_.type) +
@@ -161,6 +175,7 @@ class Session : public std::enable_shared_from_this<Session> {
     Status st = ParseMeta(meta_buf_, &hello);
     if (!st.ok()) return FailConnection(st);
     wire::HelloReply reply = server_->hello;
+    for (auto& info : server_->models->List()) *reply.add_models() = info;  // versions come and go
     if (hello.protocol_version() != kProtocolVersion) {
       reply.set_code(wire::FAILED_PRECONDITION);
       reply.set_message("protocol version mismatch: client speaks " +
@@ -313,6 +328,127 @@ class Session : public std::enable_shared_from_this<Session> {
     return MakeTensorFrame(MessageType::kInferReply, reply, cpu_out);
   }
 
+  // ---- placement (issue 7) -----------------------------------------------------------------
+
+  void OnPlacementRequest() {
+    if (!handshake_done_) {
+      return FailConnection(FailedPreconditionError("PlacementRequest before the Hello handshake"));
+    }
+    if (header_.body_len != 0) {
+      return FailConnection(InvalidArgumentError("PlacementRequest with a body"));
+    }
+    auto req = std::make_shared<wire::PlacementRequest>();
+    Status st = ParseMeta(meta_buf_, req.get());
+    if (!st.ok()) return FailConnection(st);
+    // Planning takes up to a few ms (BI over every M): a compute thread, not the I/O thread.
+    ++in_flight_;
+    asio::post(server_->compute_pool, [self = shared_from_this(), req] {
+      auto answer = PlanPlacement(*self->server_->models, *req);
+      OutgoingFrame frame;
+      if (answer.ok()) {
+        self->server_->stats->placements++;
+        auto version = answer->version;
+        frame = MakeFrame(MessageType::kPlacementReply, answer->reply,
+                          version->manifest_json.data(), version->manifest_json.size(), version);
+        log::Info(self->peer_ + ": placement " + answer->reply.model() + "@" +
+                  std::to_string(answer->reply.version()) +
+                  " M=" + std::to_string(answer->reply.m()) + " (holds v" +
+                  std::to_string(req->held_version()) + " M=" + std::to_string(req->held_units()) +
+                  ", planned in " + std::to_string(answer->reply.planner_us()) + " us)");
+      } else {
+        self->server_->stats->requests_failed++;
+        log::Info(self->peer_ + ": placement failed: " + answer.status().ToString());
+        wire::PlacementReply reply;
+        reply.set_code(ToWireCode(answer.status().code()));
+        reply.set_message(answer.status().message());
+        reply.set_model(req->model());
+        frame = MakeFrame(MessageType::kPlacementReply, reply);
+      }
+      asio::post(self->socket_.get_executor(), [self, frame = std::move(frame)]() mutable {
+        --self->in_flight_;
+        self->QueueWrite(std::move(frame));
+        self->MaybeResumeRead();
+      });
+    });
+    ReadHeader();
+  }
+
+  void OnFetchRequest() {
+    if (!handshake_done_) {
+      return FailConnection(FailedPreconditionError("FetchRequest before the Hello handshake"));
+    }
+    if (header_.body_len != 0)
+      return FailConnection(InvalidArgumentError("FetchRequest with a body"));
+    wire::FetchRequest req;
+    Status st = ParseMeta(meta_buf_, &req);
+    if (!st.ok()) return FailConnection(st);
+    auto range = CheckFetch(*server_->models, req, kMaxChunksPerFetch);
+    if (!range.ok()) {
+      log::Info(peer_ + ": fetch refused: " + range.status().ToString());
+      server_->stats->requests_failed++;
+      wire::FetchChunk err;
+      err.set_code(ToWireCode(range.status().code()));
+      err.set_message(range.status().message());
+      err.set_unit(req.unit());
+      err.set_chunk(req.first_chunk());
+      err.set_last(true);
+      QueueWrite(MakeFrame(MessageType::kFetchChunk, err));
+      return ReadHeader();
+    }
+    fetch_ = std::move(*range);
+    PumpFetch();
+    ReadHeader();  // pauses while the stream is on (Outstanding counts it as a full window)
+  }
+
+  // Keeps two chunk frames queued while a fetch streams (one on the wire, one ready), reading
+  // each from disk only when the previous has gone out: a slow device holds no more than two
+  // chunks of server memory.
+  void PumpFetch() {
+    while (fetch_ && !closed_ && write_queue_.size() < 2) {
+      FetchRange& f = *fetch_;
+      const uint32_t chunk = f.first++;
+      EdgeServer::Impl& srv = *server_;
+      if (srv.options.fault_drop_after_chunks > 0 &&
+          srv.chunks_served.load() + 1 == srv.options.fault_drop_after_chunks &&
+          !srv.fault_dropped.exchange(true)) {
+        log::Warn(peer_ + ": fault injection: dropping the connection mid-download");
+        fetch_.reset();
+        return Close("fault injection: dropped mid-download");
+      }
+      auto data = std::make_shared<std::vector<uint8_t>>();
+      Status st = ReadChunk(*f.version, f.unit, chunk, data.get());
+      wire::FetchChunk meta;
+      meta.set_unit(f.unit);
+      meta.set_chunk(chunk);
+      meta.set_offset(static_cast<uint64_t>(chunk) * f.version->manifest->chunk_bytes);
+      const bool last = !st.ok() || f.first >= f.end;
+      meta.set_last(last);
+      if (!st.ok()) {
+        log::Warn(peer_ + ": fetch: " + st.ToString());
+        meta.set_code(ToWireCode(st.code()));
+        meta.set_message(st.message());
+        QueueWrite(MakeFrame(MessageType::kFetchChunk, meta));
+      } else {
+        const uint64_t served = ++srv.chunks_served;
+        if (served <= srv.options.fault_corrupt_chunks && !data->empty()) {
+          (*data)[data->size() / 2] ^= 0x5a;  // the device must refuse this chunk
+          log::Warn(peer_ + ": fault injection: corrupting chunk " + std::to_string(chunk) +
+                    " of unit " + std::to_string(f.unit));
+        }
+        srv.stats->chunks_served++;
+        srv.stats->chunk_bytes_served += data->size();
+        meta.set_code(wire::OK);
+        const void* body = data->data();
+        const size_t size = data->size();
+        QueueWrite(MakeFrame(MessageType::kFetchChunk, meta, body, size, std::move(data)));
+      }
+      if (last) {
+        fetch_.reset();
+        MaybeResumeRead();
+      }
+    }
+  }
+
   void ReplyError(uint64_t request_id, const Status& st) {
     log::Info(peer_ + ": request " + std::to_string(request_id) + " failed: " + st.ToString());
     server_->stats->requests_failed++;
@@ -382,6 +518,8 @@ class Session : public std::enable_shared_from_this<Session> {
     }
     if (ec) return Close("write failed: " + ec.message());
     write_queue_.pop_front();
+    PumpFetch();  // may queue the next chunk, which starts its write at once
+    if (writing_ || closed_) return;
     if (!write_queue_.empty()) return DoWrite();
     if (close_after_write_ && in_flight_ == 0) return Close("closed after error reply");
     MaybeResumeRead();
@@ -424,6 +562,7 @@ class Session : public std::enable_shared_from_this<Session> {
   std::string meta_buf_;
   std::deque<OutgoingFrame> write_queue_;
   uint32_t in_flight_ = 0;
+  std::optional<FetchRange> fetch_;  // the chunk stream being sent, if any
   bool handshake_done_ = false;
   bool writing_ = false;
   bool read_paused_ = false;
@@ -506,7 +645,9 @@ Status EdgeServer::Start() {
   Impl& s = *impl_;
   std::string error;
   if (!s.options.IsValid(&error)) return InvalidArgumentError("edge server options: " + error);
-  if (!s.models || s.models->empty()) return InvalidArgumentError("no models to serve");
+  // An empty registry is allowed: a model repository may fill it later (edge_server
+  // --model-repo); requests name what is served at the time.
+  if (!s.models) return InvalidArgumentError("no model registry");
 
   boost::system::error_code ec;
   auto addr = asio::ip::make_address(s.options.host, ec);
@@ -528,7 +669,6 @@ Status EdgeServer::Start() {
   s.hello.set_compute_device(DeviceName(s.models->device()));
   s.hello.set_max_body_bytes(s.options.limits.max_body_bytes);
   s.hello.set_max_in_flight(s.options.max_in_flight);
-  for (auto& info : s.models->List()) *s.hello.add_models() = info;
 
   s.work.emplace(asio::make_work_guard(s.io));
   s.DoAccept();

@@ -45,6 +45,11 @@ struct EdgeServerOptions {
   uint32_t default_deadline_ms = 30000;               // when a request gives none
   uint32_t max_connections = 256;
   std::string server_name = "splitinfer-edge";
+  // Fault injection for tests of the placement download (issue 7); 0 = off. The first N chunks
+  // the server sends have one byte flipped; the connection serving chunk number N is dropped
+  // (once per server) instead of sending it.
+  uint32_t fault_corrupt_chunks = 0;
+  uint32_t fault_drop_after_chunks = 0;
 
   bool IsValid(std::string* error) const;
 };
@@ -56,6 +61,9 @@ struct EdgeServerStats {
   std::atomic<uint64_t> requests_ok{0};
   std::atomic<uint64_t> requests_failed{0};
   std::atomic<uint64_t> frames_rejected{0};
+  std::atomic<uint64_t> placements{0};
+  std::atomic<uint64_t> chunks_served{0};
+  std::atomic<uint64_t> chunk_bytes_served{0};
 };
 
 class EdgeServer {

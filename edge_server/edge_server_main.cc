@@ -13,6 +13,7 @@
 #include "common/frame_io.h"
 #include "common/log.h"
 #include "edge_server/edge_server.h"
+#include "edge_server/repo_watcher.h"
 
 using namespace splitinfer;
 
@@ -28,6 +29,9 @@ int main(int argc, char** argv) {
   CLI::App app{"splitinfer edge server: runs units k+1..N of split inferences"};
   std::string listen = "127.0.0.1:0";
   std::string models = "resnet18";
+  RepoWatcherOptions repo;
+  int repo_poll_ms = static_cast<int>(repo.poll.count());
+  double retire_grace_s = std::chrono::duration<double>(repo.retire_grace).count();
   ZooOptions zoo;
   EdgeServerOptions opts;
   double max_body_mb = static_cast<double>(opts.limits.max_body_bytes) / (1 << 20);
@@ -40,6 +44,18 @@ int main(int argc, char** argv) {
   app.add_option("--listen", listen, "HOST:PORT to listen on (port 0: any free port)");
   app.add_option("--models", models,
                  "comma-separated NAME[@VERSION] (zoo) or NAME[@VERSION]=FILE.pt (TorchScript)");
+  app.add_option("--model-repo", repo.root,
+                 "serve every version under DIR/<model>/<version>/ (common/model_repo.h) and pick "
+                 "up new ones while running; --models is then optional");
+  app.add_option("--repo-poll-ms", repo_poll_ms, "how often the model repository is scanned")
+      ->check(CLI::Range(10, 3600000));
+  app.add_option("--retire-grace-s", retire_grace_s,
+                 "a superseded version is served until nothing used it for this long")
+      ->check(CLI::Range(0.0, 1e7));
+  app.add_option("--fault-corrupt-chunks", opts.fault_corrupt_chunks,
+                 "TESTING: flip a byte in the first N unit chunks sent");
+  app.add_option("--fault-drop-after-chunks", opts.fault_drop_after_chunks,
+                 "TESTING: drop the connection that would send chunk number N (once)");
   app.add_option("--input-size", zoo.input_size, "zoo CNNs: image height = width")
       ->check(CLI::Range(16, 4096));
   app.add_option("--width-mult", zoo.width_mult, "zoo CNNs: channel multiplier")
@@ -95,10 +111,25 @@ int main(int argc, char** argv) {
     at::globalContext().setAllowTF32CuDNN(false);
   }
   auto registry = std::make_shared<ModelRegistry>(device);
-  st = AddModelsFromSpec(models, zoo, registry.get());
-  if (!st.ok()) {
-    std::cerr << "edge_server: --models: " << st.ToString() << "\n";
-    return 2;
+  const bool models_given = app.count("--models") > 0;
+  if (models_given || repo.root.empty()) {
+    st = AddModelsFromSpec(models, zoo, registry.get());
+    if (!st.ok()) {
+      std::cerr << "edge_server: --models: " << st.ToString() << "\n";
+      return 2;
+    }
+  }
+  std::unique_ptr<RepoWatcher> watcher;
+  if (!repo.root.empty()) {
+    repo.poll = std::chrono::milliseconds(repo_poll_ms);
+    repo.retire_grace = std::chrono::milliseconds(static_cast<int64_t>(retire_grace_s * 1000));
+    watcher = std::make_unique<RepoWatcher>(repo, registry);
+    auto first = watcher->ScanOnce();  // serve what is there before accepting devices
+    if (!first.ok()) {
+      std::cerr << "edge_server: --model-repo: " << first.status().ToString() << "\n";
+      return 2;
+    }
+    watcher->Start();
   }
 
   EdgeServer server(opts, registry);
@@ -114,6 +145,7 @@ int main(int argc, char** argv) {
   int sig = 0;
   sigwait(&signals, &sig);
   log::Info("signal " + std::to_string(sig) + ": shutting down");
+  if (watcher) watcher->Stop();
   server.Stop();
   log::Info("stopped: " + std::to_string(server.stats().requests_ok.load()) + " requests ok, " +
             std::to_string(server.stats().requests_failed.load()) + " failed, " +

@@ -7,26 +7,84 @@
 
 namespace splitinfer {
 
+namespace {
+
+int64_t NowNs() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+}  // namespace
+
+void ServedVersion::Touch() const { last_used_ns.store(NowNs(), std::memory_order_relaxed); }
+
 Status ModelRegistry::Add(std::shared_ptr<SplitModel> model) {
-  auto key = std::make_pair(model->name(), model->version());
+  auto v = std::make_shared<ServedVersion>();
+  model->To(device_);
+  v->model = std::move(model);
+  v->added = std::chrono::steady_clock::now();
+  v->Touch();
+  std::lock_guard<std::mutex> lock(mu_);
+  auto key = std::make_pair(v->model->name(), v->model->version());
   if (models_.count(key)) {
-    return InvalidArgumentError("model " + model->name() + "@" + std::to_string(model->version()) +
+    return InvalidArgumentError("model " + key.first + "@" + std::to_string(key.second) +
                                 " added twice");
   }
-  model->To(device_);
-  models_.emplace(std::move(key), std::move(model));
+  models_.emplace(std::move(key), std::move(v));
   return Status::Ok();
 }
 
-Result<std::shared_ptr<const SplitModel>> ModelRegistry::Find(const std::string& name,
-                                                              uint32_t version) const {
+Status ModelRegistry::AddVersion(std::shared_ptr<SplitModel> model, std::string dir,
+                                 Manifest manifest) {
+  if (manifest.model != model->name() || manifest.version != model->version() ||
+      manifest.units.size() != model->num_units()) {
+    return InvalidArgumentError("manifest of " + dir + " does not describe " + model->name() + "@" +
+                                std::to_string(model->version()));
+  }
+  auto v = std::make_shared<ServedVersion>();
+  model->To(device_);
+  v->model = std::move(model);
+  v->dir = std::move(dir);
+  v->manifest_json = ManifestToJson(manifest);
+  v->manifest = std::make_shared<const Manifest>(std::move(manifest));
+  v->added = std::chrono::steady_clock::now();
+  v->Touch();
+  std::lock_guard<std::mutex> lock(mu_);
+  auto key = std::make_pair(v->model->name(), v->model->version());
+  if (models_.count(key)) {
+    return InvalidArgumentError("model " + key.first + "@" + std::to_string(key.second) +
+                                " added twice");
+  }
+  models_.emplace(std::move(key), std::move(v));
+  return Status::Ok();
+}
+
+bool ModelRegistry::Remove(const std::string& name, uint32_t version) {
+  std::lock_guard<std::mutex> lock(mu_);
+  return models_.erase({name, version}) > 0;
+}
+
+Result<std::shared_ptr<const ServedVersion>> ModelRegistry::FindVersion(const std::string& name,
+                                                                        uint32_t version) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  // Newest version of `name`: the last key with this name.
+  auto newest = models_.upper_bound({name, UINT32_MAX});
+  const bool have_name = newest != models_.begin() && std::prev(newest)->first.first == name;
+  std::shared_ptr<const ServedVersion> found;
   if (version == 0) {
-    // Newest version: the last key with this name.
-    auto it = models_.upper_bound({name, UINT32_MAX});
-    if (it != models_.begin() && std::prev(it)->first.first == name) return {std::prev(it)->second};
-  } else {
-    auto it = models_.find({name, version});
-    if (it != models_.end()) return {it->second};
+    if (have_name) found = std::prev(newest)->second;
+  } else if (auto it = models_.find({name, version}); it != models_.end()) {
+    found = it->second;
+  }
+  if (found) {
+    found->Touch();
+    return found;
+  }
+  if (have_name) {
+    return NotFoundError("model " + name + " version " + std::to_string(version) +
+                         " is not served (retired or never published); the newest is " +
+                         std::to_string(std::prev(newest)->first.second) + ": re-plan");
   }
   std::ostringstream have;
   for (auto& [key, m] : models_)
@@ -35,14 +93,40 @@ Result<std::shared_ptr<const SplitModel>> ModelRegistry::Find(const std::string&
                        "; this server has: " + have.str());
 }
 
+Result<std::shared_ptr<const SplitModel>> ModelRegistry::Find(const std::string& name,
+                                                              uint32_t version) const {
+  auto v = FindVersion(name, version);
+  if (!v.ok()) return v.status();
+  // Aliasing: the model lives as long as its ServedVersion.
+  return std::shared_ptr<const SplitModel>(*v, (*v)->model.get());
+}
+
+bool ModelRegistry::Contains(const std::string& name, uint32_t version) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return models_.count({name, version}) > 0;
+}
+
+bool ModelRegistry::empty() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return models_.empty();
+}
+
+std::vector<std::shared_ptr<const ServedVersion>> ModelRegistry::Versions() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::vector<std::shared_ptr<const ServedVersion>> out;
+  for (auto& [key, v] : models_) out.push_back(v);
+  return out;
+}
+
 std::vector<wire::ModelInfo> ModelRegistry::List() const {
   std::vector<wire::ModelInfo> out;
-  for (auto& [key, m] : models_) {
+  for (auto& v : Versions()) {
+    const SplitModel& m = *v->model;
     wire::ModelInfo info;
-    info.set_name(m->name());
-    info.set_version(m->version());
-    info.set_num_units(static_cast<uint32_t>(m->num_units()));
-    for (int64_t d : m->input_shape()) info.add_input_shape(d);
+    info.set_name(m.name());
+    info.set_version(m.version());
+    info.set_num_units(static_cast<uint32_t>(m.num_units()));
+    for (int64_t d : m.input_shape()) info.add_input_shape(d);
     out.push_back(std::move(info));
   }
   return out;
