@@ -321,7 +321,9 @@ TEST_F(LiveSplitTest, PolicyChoosesTheCodecWithTheBoundary) {
     EXPECT_EQ(r["boundary"].get<int>(), 0);
     EXPECT_EQ(r["codec"], "int8+zstd");
     EXPECT_LT(r["bytes_sent"].get<uint64_t>(), fp32_bytes / 3);
-    EXPECT_EQ(r["max_abs_diff"].get<double>(), 0.0);  // = the local run through int8+zstd
+    // Against the local run through int8+zstd: equal up to float rounding (bit-exact with Debian's
+    // LibTorch 1.13; LibTorch 2.11 differs by ~1e-7 between the edge process and the device's).
+    EXPECT_LE(r["max_abs_diff"].get<double>(), 1e-5);
     EXPECT_TRUE(r["sim_cost"].is_number());
   }
   auto strict =
