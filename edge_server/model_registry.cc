@@ -82,9 +82,9 @@ Result<std::shared_ptr<const ServedVersion>> ModelRegistry::FindVersion(const st
     return found;
   }
   if (have_name) {
-    return NotFoundError("model " + name + " version " + std::to_string(version) +
-                         " is not served (retired or never published); the newest is " +
-                         std::to_string(std::prev(newest)->first.second) + ": re-plan");
+    return NotFoundError("model " + name + "@" + std::to_string(version) +
+                         " is not served (retired or never published); the newest is " + name +
+                         "@" + std::to_string(std::prev(newest)->first.second) + ": re-plan");
   }
   std::ostringstream have;
   for (auto& [key, m] : models_)

@@ -82,7 +82,11 @@ Result<FetchRange> CheckFetch(const ModelRegistry& registry, const wire::FetchRe
 
 Status ReadChunk(const ServedVersion& version, uint32_t unit, uint32_t chunk,
                  std::vector<uint8_t>* out) {
+  if (!version.from_repository()) return FailedPreconditionError("not a repository version");
   const Manifest& manifest = *version.manifest;
+  if (unit >= manifest.units.size()) {
+    return InvalidArgumentError("unit " + std::to_string(unit) + " out of range");
+  }
   const ManifestUnit& u = manifest.units[unit];
   const int64_t offset = static_cast<int64_t>(chunk) * manifest.chunk_bytes;
   const int64_t size = std::min<int64_t>(manifest.chunk_bytes, u.bytes - offset);

@@ -39,7 +39,9 @@ Result<RepoScanResult> RepoWatcher::ScanOnce() {
     }
     if (st.ok()) st = registry_->AddVersion(model, info.dir, std::move(info.manifest));
     if (!st.ok()) {
-      log::Warn("model repository: not serving " + info.dir + ": " + st.ToString());
+      // info.error is already a whole status string ("INVALID_ARGUMENT: ...").
+      log::Warn("model repository: not serving " + info.dir + ": " +
+                (info.valid ? st.ToString() : info.error));
       failed_[info.dir] = mtime;
       ++result.failed;
       continue;

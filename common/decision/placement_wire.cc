@@ -48,8 +48,10 @@ Result<ChannelLaw> LawFromWire(const wire::ChannelStats& in) {
   law.rate_bps.resize(k);
   law.stationary.resize(k);
   for (int s = 0; s < k; ++s) {
-    if (!Finite(in.rate_bps(s)) || in.rate_bps(s) <= 0)
-      return FieldError("channel.rate_bps", "must be finite and > 0");
+    // A rate of 0 is a state that carries nothing (a trace's outage quantile): offloading
+    // there costs +inf, which the solvers handle; ChannelLaw::Validate accepts it too.
+    if (!Finite(in.rate_bps(s)) || in.rate_bps(s) < 0)
+      return FieldError("channel.rate_bps", "must be finite and >= 0");
     if (s > 0 && in.rate_bps(s) < in.rate_bps(s - 1))
       return FieldError("channel.rate_bps", "must be ascending");
     if (!Finite(in.stationary(s))) return FieldError("channel.stationary", "must be finite");
@@ -112,10 +114,7 @@ Result<CostOptions> CostFromWire(const wire::DeviceProfile& in) {
   o.w_time = in.w_time();
   o.downlink_bps = in.downlink_bps();
   o.edge_queue_ms = in.edge_queue_ms();
-  for (double x : {o.device_slowdown, o.edge_speedup, o.p_tx_w, o.p_rx_w, o.device_power_w,
-                   o.w_energy, o.w_time, o.downlink_bps, o.edge_queue_ms}) {
-    if (!Finite(x)) return FieldError("profile", "has a non-finite number");
-  }
+  // CostOptions::IsValid rejects non-finite and out-of-range values, naming the field.
   std::string error;
   if (!o.IsValid(&error)) return FieldError("profile:", error);
   return o;

@@ -163,7 +163,6 @@ INSTANTIATE_TEST_SUITE_P(
         BadLawCase{"StationaryNaN", [](wire::ChannelStats* w) { w->set_stationary(1, kNaN); },
                    "stationary"},
         BadLawCase{"NegativeRate", [](wire::ChannelStats* w) { SetRate(w, 0, -1.0); }, "rate_bps"},
-        BadLawCase{"ZeroRate", [](wire::ChannelStats* w) { SetRate(w, 0, 0.0); }, "rate_bps"},
         BadLawCase{"NaNRate", [](wire::ChannelStats* w) { SetRate(w, 1, kNaN); }, "rate_bps"},
         BadLawCase{"InfRate", [](wire::ChannelStats* w) { SetRate(w, 2, kInf); }, "rate_bps"},
         BadLawCase{"DescendingRates", [](wire::ChannelStats* w) { SetRate(w, 2, 5e5); },
@@ -214,6 +213,16 @@ TEST(LawFromWireTest, IidIgnoresEpochAndAcceptsNoOutageWithZeroFloor) {
   ASSERT_TRUE(law.ok()) << law.status();
   EXPECT_TRUE(law->iid);
   EXPECT_EQ(law->outage_states, 0);
+}
+
+// A state that carries nothing (a trace's quantile of zero samples, as DiscretizeEmpirical makes
+// it) is a law a device may really hold: offloading there is priced +inf, not refused.
+TEST(LawFromWireTest, AcceptsAZeroRateState) {
+  wire::ChannelStats w = ValidMarkovWire();
+  w.set_rate_bps(0, 0.0);
+  auto law = LawFromWire(w);
+  ASSERT_TRUE(law.ok()) << law.status();
+  EXPECT_EQ(law->rate_bps(0), 0.0);
 }
 
 TEST(LawFromWireTest, AcceptsExactlyMaxStates) {
@@ -433,7 +442,9 @@ TEST(PlanPlacementRequestTest, HonoursTheStorageBudget) {
     ASSERT_TRUE(free.ok()) << free.status();
     // (OLA is myopic here: one more unit then a stop never beats stopping at 0, so only BI
     // stores every unit.)
-    if (!ola) ASSERT_EQ(static_cast<int>(free->m()), n) << "test premise: unconstrained M* = N";
+    if (!ola) {
+      ASSERT_EQ(static_cast<int>(free->m()), n) << "test premise: unconstrained M* = N";
+    }
     CostModel cost = *CostModel::Create(shape, options);
     const int64_t budget = cost.PlacementBytes(n / 2) + 1;  // units 1..n/2 fit, n/2+1 does not
     ASSERT_LT(budget, cost.PlacementBytes(n / 2 + 1));

@@ -39,7 +39,7 @@ TEST(ModelRegistryTest, RetiredVersionIsNotFoundNamingTheNewest) {
   auto v = registry.FindVersion("mlp", 1);
   ASSERT_FALSE(v.ok());
   EXPECT_EQ(v.status().code(), StatusCode::kNotFound);
-  EXPECT_NE(v.status().message().find("newest is 2"), std::string::npos) << v.status();
+  EXPECT_NE(v.status().message().find("newest is mlp@2"), std::string::npos) << v.status();
   EXPECT_NE(v.status().message().find("re-plan"), std::string::npos) << v.status();
 
   auto unknown = registry.FindVersion("resnet18", 0);
