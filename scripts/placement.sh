@@ -12,8 +12,9 @@
 # placement over the emulated uplink. Printed per round: version, M chosen, bytes downloaded,
 # download time (and the planner's prediction), download energy and cost D(M) (and predicted),
 # the mean inference cost after the swap (and the planner's E[V_0^(M)]), and planner time.
-# Writes OUT/rounds.jsonl and OUT/table.txt; then scripts/plot_placement.py draws M* against R
-# and against the mean uplink rate (from split_sim's planner) when matplotlib is there.
+# Writes OUT/rounds.jsonl and OUT/table.txt; with PLOT=1 also OUT/placement_m_star.png, M*
+# against R and against the mean uplink rate from split_sim's planner (scripts/placement_sweep.sh;
+# docs/figures/placement_m_star.png is that figure).
 #
 # Environment: UPDATES (3), INFERENCES (10), SLOWDOWN (5), DOWNLINK_MBPS (50), INPUT_SIZE (224),
 # SCENARIOS ("R:CHANNEL ..."), OUT (build/placement/<model>), BUILD (1: build first).
@@ -83,8 +84,8 @@ for line in open(path):
 PY
   done
 } | tee "$out/table.txt"
-if [[ -x scripts/plot_placement.py || -f scripts/plot_placement.py ]] &&
-  /usr/bin/python3 -c 'import matplotlib' 2>/dev/null; then
-  echo "placement: M* against R and the uplink: see scripts/plot_placement.py (docs/figures)"
-fi
 echo "placement: wrote $out/rounds.jsonl and $out/table.txt"
+if [[ -n "${PLOT:-}" ]]; then
+  # M* against R and against the mean uplink, from split_sim's planner (the planner the edge runs).
+  SPLIT_SIM="$bin/split_sim" OUT="$out" scripts/placement_sweep.sh --plot
+fi
