@@ -40,10 +40,12 @@ class Session;
 
 class EdgeServer::Impl {
  public:
-  Impl(EdgeServerOptions o, std::shared_ptr<const ModelRegistry> m, EdgeServerStats* s)
+  Impl(EdgeServerOptions o, std::shared_ptr<const ModelRegistry> m, EdgeServerStats* s,
+       EdgeServerMetrics* mt)
       : options(std::move(o)),
         models(std::move(m)),
         stats(s),
+        metrics(mt),
         acceptor(io),
         compute_pool(static_cast<size_t>(options.compute_threads)) {}
 
@@ -54,6 +56,7 @@ class EdgeServer::Impl {
   const EdgeServerOptions options;
   const std::shared_ptr<const ModelRegistry> models;
   EdgeServerStats* const stats;
+  EdgeServerMetrics* const metrics;
   wire::HelloReply hello;  // template of the handshake answer, filled by Start()
 
   // Declared before io so that sessions destroyed with io's pending handlers find them alive.
@@ -71,7 +74,20 @@ class EdgeServer::Impl {
   // Fault injection (tests): chunks served so far, and whether the drop has happened.
   std::atomic<uint64_t> chunks_served{0};
   std::atomic<bool> fault_dropped{false};
+  // Lifecycle and drain accounting (EdgeServer::Drain).
+  std::atomic<bool> started{false};
+  std::atomic<bool> draining{false};
+  std::atomic<bool> drain_abort{false};
+  std::atomic<bool> abandon{false};          // Stop(): queued computations answer at once
+  std::atomic<uint64_t> pending{0};          // requests received, reply not yet written
+  std::atomic<uint64_t> replies_written{0};  // replies to received requests, written
 };
+
+// Counts an InferReply by its code (EdgeServerMetrics::requests_by_code).
+static void CountReply(EdgeServer::Impl* server, wire::StatusCode code) {
+  const size_t i = static_cast<size_t>(code);
+  if (i < EdgeServerMetrics::kCodes) server->metrics->requests_by_code[i].Add();
+}
 
 // One device connection. All members are touched only on the session's strand (the executor of
 // its socket), except the immutable server pointer. Compute jobs hold a shared_ptr to it and post
@@ -89,7 +105,13 @@ class Session : public std::enable_shared_from_this<Session> {
     peer_ = ec ? "?" : ep.address().to_string() + ":" + std::to_string(ep.port());
   }
 
+  ~Session() {
+    if (counted_) server_->metrics->connected_devices.Add(-1);
+  }
+
   void Start() {
+    counted_ = true;
+    server_->metrics->connected_devices.Add(1);
     asio::dispatch(socket_.get_executor(), [self = shared_from_this()] {
       boost::system::error_code ec;
       self->socket_.set_option(tcp::no_delay(true), ec);
@@ -107,6 +129,9 @@ class Session : public std::enable_shared_from_this<Session> {
     asio::dispatch(socket_.get_executor(),
                    [self = shared_from_this()] { self->Close("server shutting down"); });
   }
+
+  // Requests received on this connection whose reply is not yet written (read by Drain()).
+  uint32_t unanswered() const { return unanswered_.load(); }
 
  private:
   // ---- reading -------------------------------------------------------------------------------
@@ -139,6 +164,7 @@ class Session : public std::enable_shared_from_this<Session> {
 
   void OnHeader(const boost::system::error_code& ec) {
     if (ec) return OnReadError(ec);
+    server_->metrics->bytes_in.Add(header_buf_.size());
     auto h = DecodeHeader(header_buf_.data(), header_buf_.size(), opts_.limits);
     if (!h.ok()) return FailConnection(h.status());
     header_ = *h;
@@ -152,6 +178,7 @@ class Session : public std::enable_shared_from_this<Session> {
 
   void OnMeta(const boost::system::error_code& ec) {
     if (ec) return OnReadError(ec);
+    server_->metrics->bytes_in.Add(meta_buf_.size());
     switch (header_.type) {
       case MessageType::kHello:
         return OnHello();
@@ -229,6 +256,7 @@ class Session : public std::enable_shared_from_this<Session> {
         [self = shared_from_this(), req, body, raw](const boost::system::error_code& ec, size_t) {
           if (ec) return self->OnReadError(ec);
           self->CancelReadTimer();
+          self->server_->metrics->bytes_in.Add(body->nbytes());
           RequestInput input;
           (raw ? input.tensor : input.encoded) = std::move(*body);
           self->Dispatch(std::move(*req), std::move(input), Clock::now());
@@ -239,22 +267,31 @@ class Session : public std::enable_shared_from_this<Session> {
   // Checks a well-framed request and hands it to the compute pool. The checks read the
   // metadata, which describes the decoded tensor whether or not the body is encoded.
   void Dispatch(wire::InferRequest req, RequestInput input, Clock::time_point receipt) {
+    if (server_->draining.load()) {
+      // Not counted as received: the drain waits only for what came before it began.
+      server_->metrics->refused_draining.Add();
+      return ReplyError(req.request_id(),
+                        UnavailableError("server is draining (shutting down); run it locally"));
+    }
+    RequestReceived();
     auto model = server_->models->Find(req.model(), req.model_version());
-    if (!model.ok()) return ReplyError(req.request_id(), model.status());
+    if (!model.ok()) return ReplyError(req.request_id(), model.status(), true);
     const SplitModel& m = **model;
     if (req.boundary() > m.num_units()) {
       return ReplyError(req.request_id(),
                         InvalidArgumentError("boundary " + std::to_string(req.boundary()) +
                                              " out of range: " + m.name() + " has " +
-                                             std::to_string(m.num_units()) + " units"));
+                                             std::to_string(m.num_units()) + " units"),
+                        true);
     }
     const std::vector<int64_t> shape(req.tensor().shape().begin(), req.tensor().shape().end());
     Status st = m.CheckBoundaryInput(req.boundary(), shape);
-    if (!st.ok()) return ReplyError(req.request_id(), st);
+    if (!st.ok()) return ReplyError(req.request_id(), st, true);
     if (req.tensor().dtype() != wire::FLOAT32) {
       return ReplyError(req.request_id(),
                         InvalidArgumentError(std::string("model inputs are float32, got ") +
-                                             DTypeName(req.tensor().dtype())));
+                                             DTypeName(req.tensor().dtype())),
+                        true);
     }
     ++in_flight_;
     const uint32_t deadline_ms = req.deadline_ms() ? req.deadline_ms() : opts_.default_deadline_ms;
@@ -262,9 +299,10 @@ class Session : public std::enable_shared_from_this<Session> {
                                        input = std::move(input), model = *model, receipt,
                                        deadline_ms]() mutable {
       OutgoingFrame frame = Compute(req, input, *model, receipt, deadline_ms, self->server_);
-      asio::post(self->socket_.get_executor(), [self, frame = std::move(frame)]() mutable {
+      asio::post(self->socket_.get_executor(), [self, frame = std::move(frame), receipt]() mutable {
         --self->in_flight_;
-        self->QueueWrite(std::move(frame));
+        self->server_->metrics->total.ObserveMicros(MicrosSince(receipt));
+        self->QueueWrite(std::move(frame), true);
         self->MaybeResumeRead();
       });
     });
@@ -279,8 +317,18 @@ class Session : public std::enable_shared_from_this<Session> {
     reply.set_model_version(model.version());
     const auto start = Clock::now();
     reply.set_queue_us(MicrosSince(receipt, start));
+    EdgeServerMetrics& metrics = *server->metrics;
+    metrics.queue_wait.ObserveMicros(reply.queue_us());
+    if (server->abandon.load()) {
+      server->stats->requests_failed++;
+      CountReply(server, wire::UNAVAILABLE);
+      reply.set_code(wire::UNAVAILABLE);
+      reply.set_message("server stopped before compute started");
+      return MakeFrame(MessageType::kInferReply, reply);
+    }
     if (start - receipt > std::chrono::milliseconds(deadline_ms)) {
       server->stats->requests_failed++;
+      CountReply(server, wire::DEADLINE_EXCEEDED);
       reply.set_code(wire::DEADLINE_EXCEEDED);
       reply.set_message("deadline of " + std::to_string(deadline_ms) +
                         " ms passed before compute started");
@@ -294,8 +342,10 @@ class Session : public std::enable_shared_from_this<Session> {
       Result<at::Tensor> decoded = Decode(req.tensor(), in.encoded.data_ptr<uint8_t>(),
                                           in.encoded.nbytes(), server->options.limits);
       reply.set_decode_us(MicrosSince(start));
+      metrics.decode.ObserveMicros(reply.decode_us());
       if (!decoded.ok()) {
         server->stats->requests_failed++;
+        CountReply(server, ToWireCode(decoded.status().code()));
         log::Info("request " + std::to_string(req.request_id()) +
                   " failed: " + decoded.status().ToString());
         reply.set_code(ToWireCode(decoded.status().code()));
@@ -309,8 +359,10 @@ class Session : public std::enable_shared_from_this<Session> {
     at::Tensor cpu_out;
     if (out.ok()) cpu_out = out->to(at::kCPU).contiguous();  // syncs a GPU before timing ends
     reply.set_edge_compute_us(MicrosSince(compute_start));
+    metrics.compute.ObserveMicros(reply.edge_compute_us());
     if (!out.ok()) {
       server->stats->requests_failed++;
+      CountReply(server, ToWireCode(out.status().code()));
       reply.set_code(ToWireCode(out.status().code()));
       reply.set_message(out.status().message());
       return MakeFrame(MessageType::kInferReply, reply);
@@ -318,12 +370,14 @@ class Session : public std::enable_shared_from_this<Session> {
     Status st = FillTensorMeta(cpu_out, reply.mutable_tensor());
     if (!st.ok()) {
       server->stats->requests_failed++;
+      CountReply(server, ToWireCode(st.code()));
       reply.clear_tensor();
       reply.set_code(ToWireCode(st.code()));
       reply.set_message(st.message());
       return MakeFrame(MessageType::kInferReply, reply);
     }
     server->stats->requests_ok++;
+    CountReply(server, wire::OK);
     reply.set_code(wire::OK);
     return MakeTensorFrame(MessageType::kInferReply, reply, cpu_out);
   }
@@ -449,14 +503,40 @@ class Session : public std::enable_shared_from_this<Session> {
     }
   }
 
-  void ReplyError(uint64_t request_id, const Status& st) {
+  // `answers_received`: the request was counted by RequestReceived() (its reply ends it).
+  void ReplyError(uint64_t request_id, const Status& st, bool answers_received = false) {
     log::Info(peer_ + ": request " + std::to_string(request_id) + " failed: " + st.ToString());
     server_->stats->requests_failed++;
     wire::InferReply reply;
     reply.set_request_id(request_id);
     reply.set_code(ToWireCode(st.code()));
     reply.set_message(st.message());
-    QueueWrite(MakeFrame(MessageType::kInferReply, reply));
+    CountReply(server_, reply.code());
+    QueueWrite(MakeFrame(MessageType::kInferReply, reply), answers_received);
+  }
+
+  // ---- drain accounting --------------------------------------------------------------------
+
+  void RequestReceived() {
+    ++unanswered_;
+    ++server_->pending;
+    server_->metrics->in_flight.Add(1);
+  }
+
+  // The reply of a received request was written (or will never be: its connection closed).
+  void RequestAnswered(bool written) {
+    --unanswered_;
+    --server_->pending;
+    server_->metrics->in_flight.Add(-1);
+    if (written) ++server_->replies_written;
+  }
+
+  // Drops every queued frame (the connection is closed); counts the unanswered requests.
+  void DropWriteQueue() {
+    for (auto& q : write_queue_) {
+      if (q.answers) RequestAnswered(false);
+    }
+    write_queue_.clear();
   }
 
   void FailRequestAndClose(uint64_t request_id, const Status& st) {
@@ -491,9 +571,13 @@ class Session : public std::enable_shared_from_this<Session> {
 
   // ---- writing -------------------------------------------------------------------------------
 
-  void QueueWrite(OutgoingFrame frame) {
-    if (closed_) return;
-    write_queue_.push_back(std::move(frame));
+  // `answers`: the frame is the reply of a request counted by RequestReceived().
+  void QueueWrite(OutgoingFrame frame, bool answers = false) {
+    if (closed_) {
+      if (answers) RequestAnswered(false);
+      return;
+    }
+    write_queue_.push_back(QueuedFrame{std::move(frame), answers});
     if (!writing_) DoWrite();
   }
 
@@ -503,7 +587,7 @@ class Session : public std::enable_shared_from_this<Session> {
     write_timer_.async_wait([self = shared_from_this()](const boost::system::error_code& ec) {
       if (!ec && self->write_timer_.expiry() <= Clock::now()) self->Close("write timed out");
     });
-    asio::async_write(socket_, FrameBuffers(write_queue_.front()),
+    asio::async_write(socket_, FrameBuffers(write_queue_.front().frame),
                       [self = shared_from_this()](const boost::system::error_code& ec, size_t) {
                         self->OnWrite(ec);
                       });
@@ -513,10 +597,12 @@ class Session : public std::enable_shared_from_this<Session> {
     writing_ = false;
     write_timer_.cancel();
     if (closed_) {  // Close() kept the frame alive for this write; drop it all now
-      write_queue_.clear();
+      DropWriteQueue();
       return;
     }
     if (ec) return Close("write failed: " + ec.message());
+    server_->metrics->bytes_out.Add(write_queue_.front().frame.total_size());
+    if (write_queue_.front().answers) RequestAnswered(true);
     write_queue_.pop_front();
     PumpFetch();  // may queue the next chunk, which starts its write at once
     if (writing_ || closed_) return;
@@ -547,8 +633,17 @@ class Session : public std::enable_shared_from_this<Session> {
     socket_.shutdown(tcp::socket::shutdown_both, ignored);
     socket_.close(ignored);
     // A write in progress still owns the front frame's buffers until OnWrite runs.
-    if (!writing_) write_queue_.clear();
+    if (!writing_) DropWriteQueue();
+    if (counted_) {
+      counted_ = false;
+      server_->metrics->connected_devices.Add(-1);
+    }
   }
+
+  struct QueuedFrame {
+    OutgoingFrame frame;
+    bool answers = false;  // see QueueWrite()
+  };
 
   tcp::socket socket_;
   asio::steady_timer read_timer_;
@@ -560,7 +655,7 @@ class Session : public std::enable_shared_from_this<Session> {
   HeaderBytes header_buf_{};
   FrameHeader header_;
   std::string meta_buf_;
-  std::deque<OutgoingFrame> write_queue_;
+  std::deque<QueuedFrame> write_queue_;
   uint32_t in_flight_ = 0;
   std::optional<FetchRange> fetch_;  // the chunk stream being sent, if any
   bool handshake_done_ = false;
@@ -568,6 +663,8 @@ class Session : public std::enable_shared_from_this<Session> {
   bool read_paused_ = false;
   bool close_after_write_ = false;
   bool closed_ = false;
+  bool counted_ = false;  // in EdgeServerMetrics::connected_devices
+  std::atomic<uint32_t> unanswered_{0};
 };
 
 // ---- EdgeServer::Impl ------------------------------------------------------------------------
@@ -637,7 +734,7 @@ bool EdgeServerOptions::IsValid(std::string* error) const {
 }
 
 EdgeServer::EdgeServer(EdgeServerOptions options, std::shared_ptr<const ModelRegistry> models)
-    : impl_(std::make_unique<Impl>(std::move(options), std::move(models), &stats_)) {}
+    : impl_(std::make_unique<Impl>(std::move(options), std::move(models), &stats_, &metrics_)) {}
 
 EdgeServer::~EdgeServer() { Stop(); }
 
@@ -675,6 +772,7 @@ Status EdgeServer::Start() {
   for (int i = 0; i < s.options.io_threads; ++i) {
     s.io_threads.emplace_back([&s] { s.io.run(); });
   }
+  s.started = true;
   return Status::Ok();
 }
 
@@ -685,6 +783,8 @@ void EdgeServer::Stop() {
     if (s.stopping) return;
     s.stopping = true;
   }
+  s.draining = true;
+  s.abandon = true;
   asio::post(s.io, [&s] {
     boost::system::error_code ignored;
     s.acceptor.close(ignored);
@@ -715,6 +815,101 @@ void EdgeServer::Stop() {
     s.stopped = true;
   }
   s.stopped_cv.notify_all();
+}
+
+DrainResult EdgeServer::Drain(std::chrono::milliseconds deadline) {
+  Impl& s = *impl_;
+  DrainResult result;
+  const auto t0 = Clock::now();
+  const uint64_t written0 = s.replies_written.load();
+  s.draining = true;
+  asio::post(s.io, [&s] {
+    boost::system::error_code ignored;
+    s.acceptor.close(ignored);
+  });
+  while (s.pending.load() > 0) {
+    if (s.drain_abort.load()) {
+      result.aborted = true;
+      break;
+    }
+    if (Clock::now() - t0 >= deadline) {
+      result.deadline_passed = true;
+      break;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  result.completed = s.replies_written.load() - written0;
+  {
+    std::lock_guard<std::mutex> lock(s.mu);
+    for (auto& [p, w] : s.sessions) {
+      auto sp = w.lock();
+      if (!sp) continue;
+      const uint32_t n = sp->unanswered();
+      result.dropped += n;
+      result.dropped_connections += n > 0;
+    }
+  }
+  result.took = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - t0);
+  return result;
+}
+
+void EdgeServer::AbortDrain() { impl_->drain_abort = true; }
+
+std::string EdgeServer::NotReadyReason() const {
+  const Impl& s = *impl_;
+  if (!s.started.load()) return "not started";
+  if (s.abandon.load()) return "stopping";
+  if (s.draining.load()) return "draining: shutting down";
+  if (s.models->List().empty()) return "no model served";
+  return "";
+}
+
+std::string EdgeServer::MetricsText() const {
+  const Impl& s = *impl_;
+  const EdgeServerMetrics& m = metrics_;
+  const std::string p = "splitinfer_edge_";
+  splitinfer::MetricsText out;  // the class, not this member function
+  std::vector<std::pair<splitinfer::MetricsText::Labels, uint64_t>> by_code;
+  for (size_t i = 0; i < EdgeServerMetrics::kCodes; ++i) {
+    if (!wire::StatusCode_IsValid(static_cast<int>(i))) continue;
+    by_code.push_back({{{"code", wire::StatusCode_Name(static_cast<wire::StatusCode>(i))}},
+                       m.requests_by_code[i].value()});
+  }
+  out.LabeledCounter(p + "requests_total", "Inference replies sent, by status code", by_code);
+  out.Counter(p + "requests_refused_draining_total",
+              "Inference requests refused (UNAVAILABLE) because a drain had begun",
+              m.refused_draining.value());
+  out.Counter(p + "frames_rejected_total",
+              "Frames that broke framing or the handshake (the connection was closed)",
+              stats_.frames_rejected.load());
+  out.Counter(p + "connections_accepted_total", "Device connections accepted",
+              stats_.connections_accepted.load());
+  out.Counter(p + "connections_rejected_total", "Device connections refused (max connections)",
+              stats_.connections_rejected.load());
+  out.Gauge(p + "connected_devices", "Device connections open now",
+            static_cast<double>(m.connected_devices.value()));
+  out.Gauge(p + "in_flight_requests", "Inference requests received whose reply is not yet written",
+            static_cast<double>(m.in_flight.value()));
+  out.Counter(p + "bytes_in_total", "Frame bytes read from devices (header, metadata, body)",
+              m.bytes_in.value());
+  out.Counter(p + "bytes_out_total", "Frame bytes written to devices", m.bytes_out.value());
+  out.LabeledHistograms(p + "stage_latency_seconds",
+                        "Latency of inference stages: queue (receipt to compute start), decode "
+                        "(encoded bodies), compute (units k+1..N), total (receipt to reply queued)",
+                        "stage",
+                        {{"queue", &m.queue_wait},
+                         {"decode", &m.decode},
+                         {"compute", &m.compute},
+                         {"total", &m.total}});
+  out.Counter(p + "placements_total", "Placement plans answered", stats_.placements.load());
+  out.Counter(p + "chunks_served_total", "Model unit chunks sent", stats_.chunks_served.load());
+  out.Counter(p + "chunk_bytes_served_total", "Bytes of model unit chunks sent",
+              stats_.chunk_bytes_served.load());
+  out.Gauge(p + "model_versions", "Model versions served now",
+            static_cast<double>(s.models->List().size()));
+  out.Gauge(p + "draining", "1 while the server drains or stops, else 0",
+            s.draining.load() ? 1.0 : 0.0);
+  return out.text();
 }
 
 void EdgeServer::Wait() {

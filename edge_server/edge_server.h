@@ -15,6 +15,7 @@
 // Start(), port(), Stop() and Wait() may be called from any thread; Stop() is idempotent.
 #pragma once
 
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <cstdint>
@@ -28,6 +29,7 @@
 
 #include "common/frame.h"
 #include "common/status.h"
+#include "edge_server/metrics.h"
 #include "edge_server/model_registry.h"
 
 namespace splitinfer {
@@ -66,6 +68,33 @@ struct EdgeServerStats {
   std::atomic<uint64_t> chunk_bytes_served{0};
 };
 
+// Hot-path metrics beside EdgeServerStats (edge_server/metrics.h; exported by MetricsText()).
+// An inference request is "in flight" from the moment its body has been read until its reply
+// has been written (or dropped with its connection).
+struct EdgeServerMetrics {
+  static constexpr size_t kCodes = 16;           // wire::StatusCode values are < 16
+  std::array<Counter, kCodes> requests_by_code;  // InferReplies sent, by wire::StatusCode
+  Counter bytes_in;                              // frame bytes read (header + meta + body)
+  Counter bytes_out;                             // frame bytes written
+  Counter refused_draining;                      // requests refused because a drain had begun
+  Gauge connected_devices;
+  Gauge in_flight;
+  Histogram queue_wait = MakeLatencyHistogram();  // receipt to compute start
+  Histogram decode = MakeLatencyHistogram();      // encoded bodies only
+  Histogram compute = MakeLatencyHistogram();     // units k+1..N
+  Histogram total = MakeLatencyHistogram();       // receipt to reply queued (computed requests)
+};
+
+// What a drain did (EdgeServer::Drain).
+struct DrainResult {
+  uint64_t completed = 0;            // replies written during the drain
+  uint64_t dropped = 0;              // requests received but unanswered at its end
+  uint64_t dropped_connections = 0;  // connections those dropped requests were on
+  bool deadline_passed = false;
+  bool aborted = false;  // AbortDrain() cut it short
+  std::chrono::milliseconds took{0};
+};
+
 class EdgeServer {
  public:
   EdgeServer(EdgeServerOptions options, std::shared_ptr<const ModelRegistry> models);
@@ -82,13 +111,28 @@ class EdgeServer {
   // Blocks until Stop() has finished (from another thread or a signal handler).
   void Wait();
 
+  // Graceful shutdown, first half: stops accepting, turns NotReadyReason() non-empty, refuses
+  // requests that arrive from now on (UNAVAILABLE: the device finishes them locally), and waits
+  // until every request already received has its reply written, `deadline` passes, or
+  // AbortDrain() is called. Connections stay open; Stop() closes them (and what is left).
+  DrainResult Drain(std::chrono::milliseconds deadline);
+  // Ends a Drain() in progress at once (a second signal). Any thread.
+  void AbortDrain();
+  // Empty when ready (started, not draining or stopping, at least one model); else why not.
+  std::string NotReadyReason() const;
+  // Prometheus text format 0.0.4 of the stats and metrics (names under splitinfer_edge_).
+  std::string MetricsText() const;
+
   const EdgeServerStats& stats() const { return stats_; }
+  const EdgeServerMetrics& metrics() const { return metrics_; }
 
   class Impl;  // public so that the session (in the .cc) can reach it
 
  private:
-  std::unique_ptr<Impl> impl_;
+  // Before impl_: sessions destroyed with impl_'s io_context still count into them.
   EdgeServerStats stats_;
+  EdgeServerMetrics metrics_;
+  std::unique_ptr<Impl> impl_;
   uint16_t port_ = 0;
 };
 

@@ -1,17 +1,23 @@
 // edge_server: serves the second half of split inferences.
 //
-//   edge_server --listen 127.0.0.1:0 --models resnet18,mlp
+//   edge_server --listen 127.0.0.1:0 --models resnet18,mlp [--admin-listen 127.0.0.1:0]
 //
-// Prints "listening HOST:PORT" on stdout once ready; stops cleanly on SIGINT or SIGTERM.
+// Prints "listening HOST:PORT" on stdout once ready, then "admin HOST:PORT" when the admin HTTP
+// endpoint is on. On SIGINT or SIGTERM it drains (EdgeServer::Drain, up to --drain-timeout-s),
+// logs what completed and what was dropped, and stops; a second signal ends the drain at once.
+#include <atomic>
 #include <csignal>
 #include <cstdio>
+#include <ctime>
 #include <iostream>
+#include <thread>
 
 #include <torch/torch.h>
 #include <CLI/CLI.hpp>
 
 #include "common/frame_io.h"
 #include "common/log.h"
+#include "edge_server/admin_http.h"
 #include "edge_server/edge_server.h"
 #include "edge_server/repo_watcher.h"
 
@@ -40,6 +46,8 @@ int main(int argc, char** argv) {
   int io_timeout_ms = static_cast<int>(opts.io_timeout.count());
   std::string log_level = "info";
   bool force_cpu = false;
+  std::string admin_listen;
+  double drain_timeout_s = 10;
 
   app.add_option("--listen", listen, "HOST:PORT to listen on (port 0: any free port)");
   app.add_option("--models", models,
@@ -81,6 +89,12 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(1, 86400));
   app.add_option("--io-timeout-ms", io_timeout_ms, "deadline to finish a frame or a write")
       ->check(CLI::Range(1, 3600000));
+  app.add_option("--admin-listen", admin_listen,
+                 "HOST:PORT of the admin HTTP endpoint (/healthz, /readyz, /metrics; port 0: any "
+                 "free port); off when not given");
+  app.add_option("--drain-timeout-s", drain_timeout_s,
+                 "on SIGTERM/SIGINT, wait this long for received requests to be answered")
+      ->check(CLI::Range(0.0, 86400.0));
   app.add_flag("--cpu", force_cpu, "run on the CPU even when CUDA is available");
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error")
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "off"}));
@@ -94,6 +108,14 @@ int main(int argc, char** argv) {
   if (!st.ok()) {
     std::cerr << "edge_server: --listen: " << st.message() << "\n";
     return 2;
+  }
+  AdminHttpOptions admin_opts;
+  if (!admin_listen.empty()) {
+    st = ParseHostPort(admin_listen, &admin_opts.host, &admin_opts.port);
+    if (!st.ok()) {
+      std::cerr << "edge_server: --admin-listen: " << st.message() << "\n";
+      return 2;
+    }
   }
   opts.limits.max_body_bytes = static_cast<uint64_t>(max_body_mb * (1 << 20));
   opts.idle_timeout = std::chrono::seconds(idle_timeout_s);
@@ -141,12 +163,52 @@ int main(int argc, char** argv) {
   log::Info("serving " + std::to_string(registry->List().size()) + " model(s) on " +
             DeviceName(device));
   std::cout << "listening " << opts.host << ":" << server.port() << std::endl;
+  std::unique_ptr<AdminHttpServer> admin;
+  if (!admin_listen.empty()) {
+    AdminHandlers handlers;
+    handlers.not_ready_reason = [&server] { return server.NotReadyReason(); };
+    handlers.metrics_text = [&server] { return server.MetricsText(); };
+    admin = std::make_unique<AdminHttpServer>(admin_opts, std::move(handlers));
+    st = admin->Start();
+    if (!st.ok()) {
+      std::cerr << "edge_server: --admin-listen: " << st.ToString() << "\n";
+      server.Stop();
+      return 1;
+    }
+    std::cout << "admin " << admin_opts.host << ":" << admin->port() << std::endl;
+  }
 
   int sig = 0;
   sigwait(&signals, &sig);
-  log::Info("signal " + std::to_string(sig) + ": shutting down");
+  log::Info("signal " + std::to_string(sig) + ": draining (up to " +
+            std::to_string(drain_timeout_s) + " s; a second signal stops at once)");
   if (watcher) watcher->Stop();
+  // The drain runs on its own thread so that this one keeps taking signals: a second one
+  // aborts it.
+  DrainResult drained;
+  std::atomic<bool> drain_done{false};
+  std::thread drain_thread([&] {
+    drained = server.Drain(std::chrono::milliseconds(static_cast<int64_t>(drain_timeout_s * 1000)));
+    drain_done = true;
+  });
+  const timespec poll_interval{0, 20 * 1000 * 1000};
+  while (!drain_done.load()) {
+    if (sigtimedwait(&signals, nullptr, &poll_interval) > 0) {
+      log::Warn("second signal: stopping without waiting for the drain");
+      server.AbortDrain();
+    }
+  }
+  drain_thread.join();
+  log::Info("drain: " + std::to_string(drained.completed) +
+            " request(s) completed during the drain, " + std::to_string(drained.dropped) +
+            " dropped on " + std::to_string(drained.dropped_connections) + " connection(s) (" +
+            std::to_string(drained.took.count()) + " ms" +
+            (drained.aborted           ? ", aborted by a second signal"
+             : drained.deadline_passed ? ", deadline passed"
+                                       : "") +
+            ")");
   server.Stop();
+  if (admin) admin->Stop();
   log::Info("stopped: " + std::to_string(server.stats().requests_ok.load()) + " requests ok, " +
             std::to_string(server.stats().requests_failed.load()) + " failed, " +
             std::to_string(server.stats().frames_rejected.load()) + " frames rejected");
