@@ -180,8 +180,10 @@ int main(int argc, char** argv) {
 
   int sig = 0;
   sigwait(&signals, &sig);
-  log::Info("signal " + std::to_string(sig) + ": draining (up to " +
-            std::to_string(drain_timeout_s) + " s; a second signal stops at once)");
+  char deadline_text[32];
+  std::snprintf(deadline_text, sizeof deadline_text, "%g", drain_timeout_s);
+  log::Info("signal " + std::to_string(sig) + ": draining (up to " + deadline_text +
+            " s; a second signal stops at once)");
   if (watcher) watcher->Stop();
   // The drain runs on its own thread so that this one keeps taking signals: a second one
   // aborts it.

@@ -414,5 +414,26 @@ TEST(AdminDrainTest, DrainDeadlineDropsWhatIsLeftAndSaysSo) {
   EXPECT_NE(log.find("deadline passed"), std::string::npos) << log;
 }
 
+TEST(AdminDrainTest, SecondSignalStopsAtOnce) {
+  AdminServerProcess server(SlowArgs("600"));
+  ASSERT_GT(server.port(), 0);
+  ASSERT_GT(server.admin_port(), 0);
+  EdgeClientOptions opts;
+  opts.port = static_cast<uint16_t>(server.port());
+  opts.io_timeout = 60s;
+  EdgeClient client(opts);
+  ASSERT_TRUE(client.Connect().ok());
+  ASSERT_NO_FATAL_FAILURE(SendSlowRequests(&client, server.admin_port()));
+  const auto t0 = std::chrono::steady_clock::now();
+  server.process().Kill(SIGTERM);
+  std::this_thread::sleep_for(50ms);
+  server.process().Kill(SIGINT);
+  EXPECT_EQ(server.process().Wait(), 0);
+  // Far less than the 600 s drain deadline (at most the computation running when it stopped).
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, 30s);
+  const std::string log = server.log();
+  EXPECT_NE(log.find("aborted by a second signal"), std::string::npos) << log;
+}
+
 }  // namespace
 }  // namespace splitinfer
