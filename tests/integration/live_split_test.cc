@@ -254,11 +254,16 @@ TEST_F(LiveSplitTest, ReplayRunsEveryPolicyOnTheSameSegments) {
         EXPECT_NEAR(t, starts[i], 1e-6);
         EXPECT_DOUBLE_EQ(r["oracle_cost"].get<double>(), oracle[i]);
       }
-      if (names[p] == "all-edge") EXPECT_EQ(r["boundary"].get<int>(), 0);
-      if (names[p] == "all-local") EXPECT_EQ(r["boundary"].get<int>(), kResnetUnits);
+      if (names[p] == "all-edge") {
+        EXPECT_EQ(r["boundary"].get<int>(), 0);
+      }
+      if (names[p] == "all-local") {
+        EXPECT_EQ(r["boundary"].get<int>(), kResnetUnits);
+      }
       // Fixed plans do the same thing live and in the simulator.
-      if (names[p] == "all-edge" || names[p] == "all-local")
+      if (names[p] == "all-edge" || names[p] == "all-local") {
         EXPECT_EQ(r["sim_boundary"], r["boundary"]);
+      }
     }
   }
   for (int i = 1; i < kSegments; ++i) EXPECT_GT(starts[i], starts[i - 1]);
