@@ -186,7 +186,9 @@ TEST(CodecProfileTest, ParsesAndRejectsBadEntries) {
       }) {
     auto r = ParseCodecProfile(nlohmann::json::parse(bad), n, "p.json");
     EXPECT_FALSE(r.ok()) << bad;
-    if (!r.ok()) EXPECT_NE(r.status().message().find("p.json"), std::string::npos);
+    if (!r.ok()) {
+      EXPECT_NE(r.status().message().find("p.json"), std::string::npos);
+    }
   }
 }
 
