@@ -174,7 +174,18 @@ TEST_P(SharedTracesTest, ReadsEveryFileAndRejectsCorruptedCopy) {
 
 INSTANTIATE_TEST_SUITE_P(AllKinds, SharedTracesTest,
                          ::testing::Values(TraceKind::kMahimahi, TraceKind::kNorway,
-                                           TraceKind::kUcc));
+                                           TraceKind::kUcc),
+                         [](const ::testing::TestParamInfo<TraceKind>& info) {
+                           switch (info.param) {
+                             case TraceKind::kMahimahi:
+                               return std::string("Mahimahi");
+                             case TraceKind::kNorway:
+                               return std::string("Norway");
+                             case TraceKind::kUcc:
+                               return std::string("Ucc");
+                           }
+                           return std::string("Other");
+                         });
 
 }  // namespace
 }  // namespace splitinfer::decision

@@ -276,11 +276,20 @@ TEST_P(LiveHorizonTest, BiPredictionIsThePlannersInferenceCost) {
   EXPECT_NEAR(MixedPredicted(**d), want, 1e-9 * want) << "M = " << m;
 }
 
+// "M3_Rayleigh": readable names in ctest's list instead of gtest's byte dumps.
+std::string HorizonCaseName(const ::testing::TestParamInfo<std::tuple<int, Source>>& info) {
+  static const char* kSource[] = {"SeriesIid", "SeriesMarkov", "Rayleigh", "MarkovLaw"};
+  const int m = std::get<0>(info.param);
+  return (m < 0 ? std::string("Mall") : "M" + std::to_string(m)) + "_" +
+         kSource[static_cast<int>(std::get<1>(info.param))];
+}
+
 INSTANTIATE_TEST_SUITE_P(
     Placements, LiveHorizonTest,
     ::testing::Combine(::testing::Values(kAll, 0, 1, 2, 3, 4),
                        ::testing::Values(Source::kSeriesIid, Source::kSeriesMarkov,
-                                         Source::kRayleigh, Source::kMarkovLaw)));
+                                         Source::kRayleigh, Source::kMarkovLaw)),
+    HorizonCaseName);
 
 TEST(LiveDecisionTest, HorizonOutsideTheModelIsRejected) {
   const sd::CostModel cost = Cost();
