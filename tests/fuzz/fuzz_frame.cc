@@ -52,7 +52,12 @@ void FuzzTensor(const wire::TensorMeta& meta, const FrameHeader& header, const u
   Check(ValidateTensorMeta(meta, body_len, kDecodeLimits).ok());
   Check(out->dim() == meta.shape_size());
   for (int i = 0; i < meta.shape_size(); ++i) Check(out->size(i) == meta.shape(i));
-  if (!IsRawTensorBody(meta)) Check(out->scalar_type() == at::kFloat);
+  // float32 for every codec; the wire dtype for CODEC_RAW, zstd or not (codec.h).
+  if (meta.codec() == wire::CODEC_RAW) {
+    Check(out->element_size() == DTypeSize(meta.dtype()));
+  } else {
+    Check(out->scalar_type() == at::kFloat);
+  }
   Check(out->is_contiguous());
 }
 
