@@ -6,9 +6,11 @@
 //
 // Each device is one TCP connection with its own Hello handshake and request loop, all driven
 // asynchronously by one io_context on --threads threads (not a thread per device). Every
-// connect, write and awaited reply has a deadline (steady_timer). A device sends the tensor at
-// boundary K, computed once here from the zoo model built with the server's options (units 1..K
-// on a random input), so the server runs units K+1..N for real.
+// connect, handshake, write and awaited reply has a deadline (steady_timer); the read a device
+// keeps posted while it awaits nothing (open loop, between requests) has none, since nothing is
+// late then (the server's idle timeout, or the end of the run, closes it). A device sends the
+// tensor at boundary K, computed once here from the zoo model built with the server's options
+// (units 1..K on a random input), so the server runs units K+1..N for real.
 //
 // Phases: (1) every device connects and shakes hands; (2) for --duration (or until
 // --max-requests) each device keeps --in-flight requests outstanding (closed loop), or sends
