@@ -371,17 +371,23 @@ class Device : public std::enable_shared_from_this<Device> {
   // Arms `timer` for `after`; on expiry fails the connection with `what` (unless cancelled).
   void Arm(asio::steady_timer& timer, Clock::duration after, const char* what) {
     timer.expires_after(after);
-    timer.async_wait([self = shared_from_this(), what](const error_code& ec) {
-      if (ec == asio::error::operation_aborted) return;
+    timer.async_wait([self = shared_from_this(), &timer, what](const error_code& ec) {
+      // A wait that expired just as its timer was re-armed (or its operation completed and
+      // cancelled it) is not a timeout: the current deadline is still ahead.
+      if (ec == asio::error::operation_aborted || timer.expiry() > Clock::now()) return;
       self->Fail(std::string(what) + " timed out");
     });
   }
+
+  // Ends the wait on `timer`: pushes its expiry out of reach so that a wait already completed
+  // but not yet handled is seen as stale (cancel() alone cannot reach that one).
+  static void Disarm(asio::steady_timer& timer) { timer.expires_at(Clock::time_point::max()); }
 
   void DoConnect() {
     const tcp::endpoint ep(asio::ip::make_address(opts().host), opts().port);
     Arm(connect_timer_, opts().connect_timeout, "connect");
     socket_.async_connect(ep, [self = shared_from_this()](const error_code& ec) {
-      self->connect_timer_.cancel();
+      Disarm(self->connect_timer_);
       if (ec) return self->Fail("connect: " + ec.message());
       error_code ignored;
       self->socket_.set_option(tcp::no_delay(true), ignored);
@@ -433,7 +439,7 @@ class Device : public std::enable_shared_from_this<Device> {
   }
 
   void OnHelloReply() {
-    connect_timer_.cancel();
+    Disarm(connect_timer_);
     if (frame_.type == MessageType::kError) {
       wire::ErrorReply err;
       (void)ParseMeta(meta_, &err);  // a malformed ErrorReply still ends the connection
@@ -509,7 +515,7 @@ class Device : public std::enable_shared_from_this<Device> {
     asio::async_write(socket_, FrameBuffers(*frame),
                       [self = shared_from_this(), frame, id](const error_code& ec, size_t) {
                         self->writing_ = false;
-                        self->write_timer_.cancel();
+                        Disarm(self->write_timer_);
                         if (ec) return self->Fail("request write: " + ec.message());
                         auto it = self->outstanding_.find(id);
                         if (it != self->outstanding_.end()) it->second = Clock::now();
@@ -551,7 +557,7 @@ class Device : public std::enable_shared_from_this<Device> {
     }
     outstanding_.erase(it);
     if (outstanding_.empty()) {
-      read_timer_.cancel();
+      Disarm(read_timer_);
     } else {
       Arm(read_timer_, opts().io_timeout, "reply");
     }
