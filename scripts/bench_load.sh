@@ -97,10 +97,10 @@ print(f"| {j['devices']} | {sys.argv[2]} | {offered} | {j['throughput_rps']:.0f}
 EOF
   done
   echo
-  echo "Reading the table. The server runs every inference on its one compute thread, which one"
-  echo "closed-loop device already keeps nearly busy: throughput hardly grows past the"
-  echo "single-device figure, and each added device adds queueing delay, so p50 tracks"
-  echo "devices / throughput (Little's law), in ms:"
+  echo "Reading the table. The server runs every inference on its one compute thread, which a"
+  echo "few closed-loop devices keep busy: past them throughput levels off and each added"
+  echo "device adds queueing delay, so p50 tracks devices / throughput (Little's law), in ms"
+  echo "(computed, then measured):"
   python3 - "$tmp" <<'EOF'
 import json, sys
 parts = []
