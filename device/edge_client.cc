@@ -110,6 +110,7 @@ Result<InferResult> EdgeClient::ReadReply() {
   result.edge_compute_us = reply.edge_compute_us();
   result.queue_us = reply.queue_us();
   result.decode_us = reply.decode_us();
+  result.batch_size = reply.batch_size();
   if (reply.code() != wire::OK) {
     if (header.body_len != 0) {
       conn_.Close();

@@ -38,7 +38,8 @@ struct InferResult {
   uint32_t model_version = 0;
   uint64_t edge_compute_us = 0;
   uint64_t queue_us = 0;
-  uint64_t decode_us = 0;  // the edge's time decoding an encoded request tensor
+  uint64_t decode_us = 0;   // the edge's time decoding an encoded request tensor
+  uint32_t batch_size = 0;  // requests the edge ran in one batch with this one (0: not reported)
 };
 
 class EdgeClient {

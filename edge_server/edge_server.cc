@@ -38,6 +38,16 @@ struct RequestInput {
 
 class Session;
 
+// One inference request on its way to a compute thread (alone or in a batch).
+struct Job {
+  std::shared_ptr<Session> session;  // delivers the reply on the session's strand
+  wire::InferRequest req;
+  RequestInput input;
+  std::shared_ptr<const SplitModel> model;
+  Clock::time_point receipt;
+  uint32_t deadline_ms = 0;
+};
+
 class EdgeServer::Impl {
  public:
   Impl(EdgeServerOptions o, std::shared_ptr<const ModelRegistry> m, EdgeServerStats* s,
@@ -53,6 +63,24 @@ class EdgeServer::Impl {
   void Register(const std::shared_ptr<Session>& s);
   size_t LiveSessions();
 
+  // Dynamic batching. Submit() hands a checked request to the compute pool: at once when
+  // batching is off (max_batch_size 1); otherwise into the queue of its (model version,
+  // boundary), which runs as one batch when it holds max_batch_size requests or when
+  // max_batch_delay has passed since its first request (a timer on the I/O context).
+  void Submit(Job job);
+  void FlushAll();  // Stop(): every queued request goes to the pool (which answers UNAVAILABLE)
+
+ private:
+  using BatchKey = std::pair<const SplitModel*, uint32_t>;
+  struct BatchQueue {
+    std::vector<Job> jobs;
+    std::unique_ptr<asio::steady_timer> timer;
+    uint64_t generation = 0;  // bumped when the queue is taken: a late timer then does nothing
+  };
+  void FlushKey(const BatchKey& key, uint64_t generation);
+  void PostBatch(std::vector<Job> jobs, bool queued);
+
+ public:
   const EdgeServerOptions options;
   const std::shared_ptr<const ModelRegistry> models;
   EdgeServerStats* const stats;
@@ -81,6 +109,9 @@ class EdgeServer::Impl {
   std::atomic<bool> abandon{false};          // Stop(): queued computations answer at once
   std::atomic<uint64_t> pending{0};          // requests received, reply not yet written
   std::atomic<uint64_t> replies_written{0};  // replies to received requests, written
+  // Batch queues (after io: their timers go first when the Impl is destroyed).
+  std::mutex batch_mu;
+  std::map<BatchKey, BatchQueue> batch_queues;
 };
 
 // Counts an InferReply by its code (EdgeServerMetrics::requests_by_code).
@@ -132,6 +163,17 @@ class Session : public std::enable_shared_from_this<Session> {
 
   // Requests received on this connection whose reply is not yet written (read by Drain()).
   uint32_t unanswered() const { return unanswered_.load(); }
+
+  // A compute thread's reply to one of this session's requests: written on the strand.
+  void Deliver(OutgoingFrame frame, Clock::time_point receipt) {
+    asio::post(socket_.get_executor(),
+               [self = shared_from_this(), frame = std::move(frame), receipt]() mutable {
+                 --self->in_flight_;
+                 self->server_->metrics->total.ObserveMicros(MicrosSince(receipt));
+                 self->QueueWrite(std::move(frame), true);
+                 self->MaybeResumeRead();
+               });
+  }
 
  private:
   // ---- reading -------------------------------------------------------------------------------
@@ -294,92 +336,14 @@ class Session : public std::enable_shared_from_this<Session> {
                         true);
     }
     ++in_flight_;
-    const uint32_t deadline_ms = req.deadline_ms() ? req.deadline_ms() : opts_.default_deadline_ms;
-    asio::post(server_->compute_pool, [self = shared_from_this(), req = std::move(req),
-                                       input = std::move(input), model = *model, receipt,
-                                       deadline_ms]() mutable {
-      OutgoingFrame frame = Compute(req, input, *model, receipt, deadline_ms, self->server_);
-      asio::post(self->socket_.get_executor(), [self, frame = std::move(frame), receipt]() mutable {
-        --self->in_flight_;
-        self->server_->metrics->total.ObserveMicros(MicrosSince(receipt));
-        self->QueueWrite(std::move(frame), true);
-        self->MaybeResumeRead();
-      });
-    });
-  }
-
-  // Runs on a compute thread. Touches no session state.
-  static OutgoingFrame Compute(const wire::InferRequest& req, const RequestInput& in,
-                               const SplitModel& model, Clock::time_point receipt,
-                               uint32_t deadline_ms, EdgeServer::Impl* server) {
-    wire::InferReply reply;
-    reply.set_request_id(req.request_id());
-    reply.set_model_version(model.version());
-    const auto start = Clock::now();
-    reply.set_queue_us(MicrosSince(receipt, start));
-    EdgeServerMetrics& metrics = *server->metrics;
-    metrics.queue_wait.ObserveMicros(reply.queue_us());
-    if (server->abandon.load()) {
-      server->stats->requests_failed++;
-      CountReply(server, wire::UNAVAILABLE);
-      reply.set_code(wire::UNAVAILABLE);
-      reply.set_message("server stopped before compute started");
-      return MakeFrame(MessageType::kInferReply, reply);
-    }
-    if (start - receipt > std::chrono::milliseconds(deadline_ms)) {
-      server->stats->requests_failed++;
-      CountReply(server, wire::DEADLINE_EXCEEDED);
-      reply.set_code(wire::DEADLINE_EXCEEDED);
-      reply.set_message("deadline of " + std::to_string(deadline_ms) +
-                        " ms passed before compute started");
-      return MakeFrame(MessageType::kInferReply, reply);
-    }
-    c10::InferenceMode guard;
-    at::Tensor input = in.tensor;
-    if (in.encoded.defined()) {
-      // A body that does not decode (corrupt zstd stream) was still a well-framed request:
-      // answer it with the reason; the connection stays open.
-      Result<at::Tensor> decoded = Decode(req.tensor(), in.encoded.data_ptr<uint8_t>(),
-                                          in.encoded.nbytes(), server->options.limits);
-      reply.set_decode_us(MicrosSince(start));
-      metrics.decode.ObserveMicros(reply.decode_us());
-      if (!decoded.ok()) {
-        server->stats->requests_failed++;
-        CountReply(server, ToWireCode(decoded.status().code()));
-        log::Info("request " + std::to_string(req.request_id()) +
-                  " failed: " + decoded.status().ToString());
-        reply.set_code(ToWireCode(decoded.status().code()));
-        reply.set_message(decoded.status().message());
-        return MakeFrame(MessageType::kInferReply, reply);
-      }
-      input = std::move(*decoded);
-    }
-    const auto compute_start = Clock::now();
-    auto out = model.RunRangeChecked(input, req.boundary(), model.num_units());
-    at::Tensor cpu_out;
-    if (out.ok()) cpu_out = out->to(at::kCPU).contiguous();  // syncs a GPU before timing ends
-    reply.set_edge_compute_us(MicrosSince(compute_start));
-    metrics.compute.ObserveMicros(reply.edge_compute_us());
-    if (!out.ok()) {
-      server->stats->requests_failed++;
-      CountReply(server, ToWireCode(out.status().code()));
-      reply.set_code(ToWireCode(out.status().code()));
-      reply.set_message(out.status().message());
-      return MakeFrame(MessageType::kInferReply, reply);
-    }
-    Status st = FillTensorMeta(cpu_out, reply.mutable_tensor());
-    if (!st.ok()) {
-      server->stats->requests_failed++;
-      CountReply(server, ToWireCode(st.code()));
-      reply.clear_tensor();
-      reply.set_code(ToWireCode(st.code()));
-      reply.set_message(st.message());
-      return MakeFrame(MessageType::kInferReply, reply);
-    }
-    server->stats->requests_ok++;
-    CountReply(server, wire::OK);
-    reply.set_code(wire::OK);
-    return MakeTensorFrame(MessageType::kInferReply, reply, cpu_out);
+    Job job;
+    job.session = shared_from_this();
+    job.deadline_ms = req.deadline_ms() ? req.deadline_ms() : opts_.default_deadline_ms;
+    job.req = std::move(req);
+    job.input = std::move(input);
+    job.model = std::move(*model);
+    job.receipt = receipt;
+    server_->Submit(std::move(job));
   }
 
   // ---- placement (issue 7) -----------------------------------------------------------------
@@ -667,6 +631,178 @@ class Session : public std::enable_shared_from_this<Session> {
   std::atomic<uint32_t> unanswered_{0};
 };
 
+// ---- compute: one request or a batch --------------------------------------------------------
+
+namespace {
+
+// An error reply to one request (counted by code).
+OutgoingFrame ErrorReplyFrame(EdgeServer::Impl* server, wire::InferReply& reply, const Status& st) {
+  server->stats->requests_failed++;
+  CountReply(server, ToWireCode(st.code()));
+  reply.clear_tensor();
+  reply.set_code(ToWireCode(st.code()));
+  reply.set_message(st.message());
+  return MakeFrame(MessageType::kInferReply, reply);
+}
+
+// Queue wait, the stop and deadline checks, and decoding, for one request of a batch. Returns
+// the input tensor, or an error the request is answered with.
+Result<at::Tensor> PrepareInput(const Job& job, EdgeServer::Impl* server, Clock::time_point start,
+                                wire::InferReply* reply) {
+  reply->set_queue_us(MicrosSince(job.receipt, start));
+  server->metrics->queue_wait.ObserveMicros(reply->queue_us());
+  if (server->abandon.load()) return UnavailableError("server stopped before compute started");
+  if (start - job.receipt > std::chrono::milliseconds(job.deadline_ms)) {
+    return DeadlineExceededError("deadline of " + std::to_string(job.deadline_ms) +
+                                 " ms passed before compute started");
+  }
+  if (!job.input.encoded.defined()) return job.input.tensor;
+  // A body that does not decode (corrupt zstd stream) was still a well-framed request: answer
+  // it with the reason; the connection stays open.
+  const auto t = Clock::now();
+  Result<at::Tensor> decoded = Decode(job.req.tensor(), job.input.encoded.data_ptr<uint8_t>(),
+                                      job.input.encoded.nbytes(), server->options.limits);
+  reply->set_decode_us(MicrosSince(t));
+  server->metrics->decode.ObserveMicros(reply->decode_us());
+  if (!decoded.ok()) {
+    log::Info("request " + std::to_string(job.req.request_id()) +
+              " failed: " + decoded.status().ToString());
+  }
+  return decoded;
+}
+
+// Runs on a compute thread: the requests of `jobs` (same model version and boundary) as one
+// batch: their inputs concatenated along the batch dimension, moved to the compute device once,
+// units k+1..N run once, the output split back. Every request gets its reply; one that fails its
+// own checks does not hold the others back. Touches no session state.
+void RunBatch(std::vector<Job> jobs, EdgeServer::Impl* server) {
+  c10::InferenceMode guard;
+  EdgeServerMetrics& metrics = *server->metrics;
+  const auto start = Clock::now();
+  std::vector<wire::InferReply> replies(jobs.size());
+  std::vector<OutgoingFrame> frames(jobs.size());
+  std::vector<at::Tensor> inputs;
+  std::vector<size_t> runnable;
+  for (size_t i = 0; i < jobs.size(); ++i) {
+    replies[i].set_request_id(jobs[i].req.request_id());
+    replies[i].set_model_version(jobs[i].model->version());
+    Result<at::Tensor> in = PrepareInput(jobs[i], server, start, &replies[i]);
+    if (!in.ok()) {
+      frames[i] = ErrorReplyFrame(server, replies[i], in.status());
+      continue;
+    }
+    inputs.push_back(std::move(*in));
+    runnable.push_back(i);
+  }
+  if (!runnable.empty()) {
+    const SplitModel& model = *jobs[runnable.front()].model;
+    const uint32_t boundary = jobs[runnable.front()].req.boundary();
+    const auto compute_start = Clock::now();
+    Result<at::Tensor> out = InternalError("not run");
+    try {
+      at::Tensor x = inputs.size() == 1 ? inputs.front() : at::cat(inputs, 0);
+      out = model.RunRangeChecked(x, boundary, model.num_units());
+    } catch (const std::exception& e) {  // at::cat: out of memory for the batch
+      out = ResourceExhaustedError(std::string("cannot batch the inputs: ") + e.what());
+    }
+    at::Tensor cpu_out;
+    if (out.ok()) cpu_out = out->to(at::kCPU).contiguous();  // syncs a GPU before timing ends
+    const uint64_t compute_us = MicrosSince(compute_start);
+    metrics.batches.Add();
+    metrics.batched_requests.Add(runnable.size());
+    int64_t row = 0;
+    for (size_t j = 0; j < runnable.size(); ++j) {
+      const size_t i = runnable[j];
+      wire::InferReply& reply = replies[i];
+      reply.set_edge_compute_us(compute_us);
+      reply.set_batch_size(static_cast<uint32_t>(runnable.size()));
+      metrics.compute.ObserveMicros(compute_us);
+      if (!out.ok()) {
+        frames[i] = ErrorReplyFrame(server, reply, out.status());
+        continue;
+      }
+      const int64_t rows = inputs[j].size(0);
+      at::Tensor mine = runnable.size() == 1 ? cpu_out : cpu_out.narrow(0, row, rows).contiguous();
+      row += rows;
+      Status st = FillTensorMeta(mine, reply.mutable_tensor());
+      if (!st.ok()) {
+        frames[i] = ErrorReplyFrame(server, reply, st);
+        continue;
+      }
+      server->stats->requests_ok++;
+      CountReply(server, wire::OK);
+      reply.set_code(wire::OK);
+      frames[i] = MakeTensorFrame(MessageType::kInferReply, reply, mine);
+    }
+  }
+  for (size_t i = 0; i < jobs.size(); ++i)
+    jobs[i].session->Deliver(std::move(frames[i]), jobs[i].receipt);
+}
+
+}  // namespace
+
+void EdgeServer::Impl::PostBatch(std::vector<Job> jobs, bool queued) {
+  if (queued) metrics->batch_queue_depth.Add(-static_cast<int64_t>(jobs.size()));
+  asio::post(compute_pool,
+             [this, jobs = std::move(jobs)]() mutable { RunBatch(std::move(jobs), this); });
+}
+
+void EdgeServer::Impl::Submit(Job job) {
+  if (options.max_batch_size <= 1) {
+    std::vector<Job> one;
+    one.push_back(std::move(job));
+    return PostBatch(std::move(one), false);
+  }
+  const BatchKey key{job.model.get(), job.req.boundary()};
+  std::vector<Job> ready;
+  {
+    std::lock_guard<std::mutex> lock(batch_mu);
+    BatchQueue& q = batch_queues[key];
+    q.jobs.push_back(std::move(job));
+    metrics->batch_queue_depth.Add(1);
+    if (q.jobs.size() >= options.max_batch_size) {
+      ready.swap(q.jobs);
+      ++q.generation;
+      if (q.timer) q.timer->cancel();
+    } else if (q.jobs.size() == 1) {
+      // The first request of a batch starts its clock.
+      if (!q.timer) q.timer = std::make_unique<asio::steady_timer>(io);
+      q.timer->expires_after(options.max_batch_delay);
+      const uint64_t generation = q.generation;
+      q.timer->async_wait([this, key, generation](const boost::system::error_code& ec) {
+        if (!ec) FlushKey(key, generation);
+      });
+    }
+  }
+  if (!ready.empty()) PostBatch(std::move(ready), true);
+}
+
+void EdgeServer::Impl::FlushKey(const BatchKey& key, uint64_t generation) {
+  std::vector<Job> ready;
+  {
+    std::lock_guard<std::mutex> lock(batch_mu);
+    auto it = batch_queues.find(key);
+    if (it == batch_queues.end() || it->second.generation != generation) return;
+    ready.swap(it->second.jobs);
+    ++it->second.generation;
+  }
+  if (!ready.empty()) PostBatch(std::move(ready), true);
+}
+
+void EdgeServer::Impl::FlushAll() {
+  std::vector<std::vector<Job>> all;
+  {
+    std::lock_guard<std::mutex> lock(batch_mu);
+    for (auto& [key, q] : batch_queues) {
+      ++q.generation;
+      if (q.timer) q.timer->cancel();
+      if (!q.jobs.empty()) all.push_back(std::move(q.jobs));
+      q.jobs.clear();
+    }
+  }
+  for (auto& jobs : all) PostBatch(std::move(jobs), true);
+}
+
 // ---- EdgeServer::Impl ------------------------------------------------------------------------
 
 void EdgeServer::Impl::Register(const std::shared_ptr<Session>& s) {
@@ -720,6 +856,14 @@ bool EdgeServerOptions::IsValid(std::string* error) const {
   }
   if (max_in_flight < 1) {
     *error = "max_in_flight must be >= 1";
+    return false;
+  }
+  if (max_batch_size < 1 || max_batch_size > 1024) {
+    *error = "max_batch_size must be in [1, 1024], got " + std::to_string(max_batch_size);
+    return false;
+  }
+  if (max_batch_delay.count() < 0 || max_batch_delay > std::chrono::seconds(1)) {
+    *error = "max_batch_delay must be in [0, 1 s]";
     return false;
   }
   if (max_connections < 1) {
@@ -798,6 +942,7 @@ void EdgeServer::Stop() {
   }
   for (auto& sp : live) sp->Shutdown();
   live.clear();
+  s.FlushAll();           // queued batch members are answered (UNAVAILABLE), not forgotten
   s.compute_pool.join();  // running inferences finish; their replies find closed sessions
   s.work.reset();
   // Let the closed sessions' handlers run out (bounded), then stop whatever is left.
@@ -901,6 +1046,16 @@ std::string EdgeServer::MetricsText() const {
                          {"decode", &m.decode},
                          {"compute", &m.compute},
                          {"total", &m.total}});
+  out.Counter(p + "batches_total",
+              "Batches run (a request that runs alone is a batch of 1); mean batch size = "
+              "batched_requests_total / batches_total",
+              m.batches.value());
+  out.Counter(p + "batched_requests_total", "Requests run in those batches",
+              m.batched_requests.value());
+  out.Gauge(p + "batch_queue_depth", "Requests waiting for their batch to fill or its delay",
+            static_cast<double>(m.batch_queue_depth.value()));
+  out.Gauge(p + "max_batch_size", "Configured largest batch (1: batching off)",
+            static_cast<double>(s.options.max_batch_size));
   out.Counter(p + "placements_total", "Placement plans answered", stats_.placements.load());
   out.Counter(p + "chunks_served_total", "Model unit chunks sent", stats_.chunks_served.load());
   out.Counter(p + "chunk_bytes_served_total", "Bytes of model unit chunks sent",

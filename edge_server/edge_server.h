@@ -46,6 +46,11 @@ struct EdgeServerOptions {
   uint32_t max_in_flight = 16;                        // per connection
   uint32_t default_deadline_ms = 30000;               // when a request gives none
   uint32_t max_connections = 256;
+  // Dynamic batching (issue 8): requests for the same model version and boundary that arrive
+  // within max_batch_delay of the first run as one batch of up to max_batch_size requests.
+  // 1 = off: every request runs alone as soon as a compute thread is free.
+  uint32_t max_batch_size = 1;
+  std::chrono::microseconds max_batch_delay{2000};
   std::string server_name = "splitinfer-edge";
   // Fault injection for tests of the placement download (issue 7); 0 = off. The first N chunks
   // the server sends have one byte flipped; the connection serving chunk number N is dropped
@@ -83,6 +88,9 @@ struct EdgeServerMetrics {
   Histogram decode = MakeLatencyHistogram();      // encoded bodies only
   Histogram compute = MakeLatencyHistogram();     // units k+1..N
   Histogram total = MakeLatencyHistogram();       // receipt to reply queued (computed requests)
+  Counter batches;           // batches run (a request running alone counts as a batch of 1)
+  Counter batched_requests;  // requests in them: batched_requests / batches = mean batch size
+  Gauge batch_queue_depth;   // requests waiting for their batch to fill or its delay to pass
 };
 
 // What a drain did (EdgeServer::Drain).

@@ -80,6 +80,14 @@ int main(int argc, char** argv) {
   app.add_option("--intra-op-threads", intra_op_threads,
                  "LibTorch threads per inference (0: LibTorch's default)")
       ->check(CLI::Range(0, 256));
+  int64_t batch_delay_us = opts.max_batch_delay.count();
+  app.add_option("--max-batch-size", opts.max_batch_size,
+                 "dynamic batching: run up to this many requests for the same model version and "
+                 "boundary as one batch (1: off)")
+      ->check(CLI::Range(1, 1024));
+  app.add_option("--max-batch-delay-us", batch_delay_us,
+                 "dynamic batching: how long a request may wait for others to join its batch")
+      ->check(CLI::Range(0, 1000000));
   app.add_option("--max-in-flight", opts.max_in_flight, "outstanding requests per connection")
       ->check(CLI::Range(1, 4096));
   app.add_option("--max-connections", opts.max_connections)->check(CLI::Range(1, 100000));
@@ -120,6 +128,7 @@ int main(int argc, char** argv) {
   opts.limits.max_body_bytes = static_cast<uint64_t>(max_body_mb * (1 << 20));
   opts.idle_timeout = std::chrono::seconds(idle_timeout_s);
   opts.io_timeout = std::chrono::milliseconds(io_timeout_ms);
+  opts.max_batch_delay = std::chrono::microseconds(batch_delay_us);
   std::string error;
   if (!zoo.IsValid(&error)) {
     std::cerr << "edge_server: " << error << "\n";
