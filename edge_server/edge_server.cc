@@ -64,11 +64,16 @@ class EdgeServer::Impl {
   size_t LiveSessions();
 
   // Dynamic batching. Submit() hands a checked request to the compute pool: at once when
-  // batching is off (max_batch_size 1); otherwise into the queue of its (model version,
-  // boundary), which runs as one batch when it holds max_batch_size requests or when
-  // max_batch_delay has passed since its first request (a timer on the I/O context).
+  // batching is off (max_batch_size 1). Otherwise it is work-conserving: a request that finds a
+  // compute thread free runs at once (alone, or with what is queued for its model version and
+  // boundary); while every compute thread is busy, requests queue per (model version, boundary),
+  // and a queue runs as one batch when it holds max_batch_size requests, when a compute thread
+  // frees up (the oldest queue goes), or when max_batch_delay has passed since its first request
+  // (a timer on the I/O context). So a lone device never waits for companions, and under load
+  // batches form from the requests that would have waited anyway.
   void Submit(Job job);
   void FlushAll();  // Stop(): every queued request goes to the pool (which answers UNAVAILABLE)
+  void OnBatchDone();
 
  private:
   using BatchKey = std::pair<const SplitModel*, uint32_t>;
@@ -112,6 +117,7 @@ class EdgeServer::Impl {
   // Batch queues (after io: their timers go first when the Impl is destroyed).
   std::mutex batch_mu;
   std::map<BatchKey, BatchQueue> batch_queues;
+  std::atomic<int> outstanding_batches{0};  // posted to the compute pool, not yet finished
 };
 
 // Counts an InferReply by its code (EdgeServerMetrics::requests_by_code).
@@ -743,8 +749,32 @@ void RunBatch(std::vector<Job> jobs, EdgeServer::Impl* server) {
 
 void EdgeServer::Impl::PostBatch(std::vector<Job> jobs, bool queued) {
   if (queued) metrics->batch_queue_depth.Add(-static_cast<int64_t>(jobs.size()));
-  asio::post(compute_pool,
-             [this, jobs = std::move(jobs)]() mutable { RunBatch(std::move(jobs), this); });
+  ++outstanding_batches;
+  asio::post(compute_pool, [this, jobs = std::move(jobs)]() mutable {
+    RunBatch(std::move(jobs), this);
+    OnBatchDone();
+  });
+}
+
+void EdgeServer::Impl::OnBatchDone() {
+  --outstanding_batches;
+  if (options.max_batch_size <= 1) return;
+  // A compute thread is free: the queue whose first request has waited longest goes now.
+  std::vector<Job> ready;
+  {
+    std::lock_guard<std::mutex> lock(batch_mu);
+    BatchQueue* oldest = nullptr;
+    for (auto& [key, q] : batch_queues) {
+      if (!q.jobs.empty() && (!oldest || q.jobs.front().receipt < oldest->jobs.front().receipt))
+        oldest = &q;
+    }
+    if (oldest) {
+      ready.swap(oldest->jobs);
+      ++oldest->generation;
+      if (oldest->timer) oldest->timer->cancel();
+    }
+  }
+  if (!ready.empty()) PostBatch(std::move(ready), true);
 }
 
 void EdgeServer::Impl::Submit(Job job) {
@@ -760,7 +790,8 @@ void EdgeServer::Impl::Submit(Job job) {
     BatchQueue& q = batch_queues[key];
     q.jobs.push_back(std::move(job));
     metrics->batch_queue_depth.Add(1);
-    if (q.jobs.size() >= options.max_batch_size) {
+    const bool thread_free = outstanding_batches.load() < options.compute_threads;
+    if (q.jobs.size() >= options.max_batch_size || thread_free) {
       ready.swap(q.jobs);
       ++q.generation;
       if (q.timer) q.timer->cancel();

@@ -6,8 +6,9 @@
 #   NO_DOCS=1 scripts/bench_load.sh   print the section only
 # Knobs (environment): DURATION (10s per row), SPLIT (2), IN_FLIGHT (1), IDLE_DEVICES (1000),
 # IDLE_RATE (0.5/s per device), LOADGEN_THREADS (1), SERVER_FLAGS (appended to the server's),
-# BATCHING (the table's batching column: "none" until the server batches; a run with batching on
-# passes its flags in SERVER_FLAGS and a label here).
+# BATCH_FLAGS (the server's dynamic batching for the batched rows; default
+# "--max-batch-size 32 --max-batch-delay-us 2000"). Every closed-loop row runs twice, batching
+# off and on, in the same run, so the table has the ratio.
 # A fresh server per row, so that each row's memory starts from the same point.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -22,7 +23,8 @@ in_flight=${IN_FLIGHT:-1}
 idle_devices=${IDLE_DEVICES:-1000}
 idle_rate=${IDLE_RATE:-0.5/s}
 lg_threads=${LOADGEN_THREADS:-1}
-batching=${BATCHING:-none}
+batch_flags=(${BATCH_FLAGS:---max-batch-size 32 --max-batch-delay-us 2000})
+batch_label="max ${batch_flags[1]}, ${batch_flags[3]} us"
 zoo=(--mlp-width 256 --mlp-layers 8)
 server_flags=(--models mlp "${zoo[@]}" --cpu --io-threads 1 --compute-threads 1
   --intra-op-threads 1 --max-connections 4096 ${SERVER_FLAGS:-})
@@ -34,19 +36,25 @@ ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 
 compilers=()
 load_before=$(cut -d' ' -f1-3 /proc/loadavg)
-run_row() {  # run_row DEVICES RATE
-  local devices=$1 rate=$2 out="$tmp/row-$1.json"
-  mkdir -p "$tmp/server-$devices"  # a fresh log per server: start_edge_server waits for its line
-  start_edge_server "$tmp/server-$devices" "${server_flags[@]}"
+run_row() {  # run_row DEVICES RATE LABEL [extra server flags...]
+  local devices=$1 rate=$2 label=$3
+  shift 3
+  local out="$tmp/row-$label-$devices.json"
+  mkdir -p "$tmp/server-$label-$devices"  # a fresh log per server: start_edge_server waits for its line
+  start_edge_server "$tmp/server-$label-$devices" "${server_flags[@]}" "$@"
   "$bin/loadgen" --server "$EDGE_ADDR" --server-pid "$EDGE_PID" --devices "$devices" \
     --duration "$duration" --model mlp --split "$split" --in-flight "$in_flight" \
     --rate-per-device "$rate" --threads "$lg_threads" "${zoo[@]}" --json >"$out"
   stop_edge_server
   compilers+=("$(pgrep -c cc1plus || true)")
-  echo "bench_load: $devices device(s) at rate $rate done" >&2
+  echo "bench_load: $devices device(s) at rate $rate ($label) done" >&2
 }
-for d in 1 8 32 128; do run_row "$d" 0; done
-run_row "$idle_devices" "$idle_rate"
+# Off and on alternate per device count, so a drift in the machine's load reaches both alike.
+for d in 1 8 32 128; do
+  run_row "$d" 0 none
+  run_row "$d" 0 batched "${batch_flags[@]}"
+done
+run_row "$idle_devices" "$idle_rate" none
 load_after=$(cut -d' ' -f1-3 /proc/loadavg)
 
 cpu=$(lscpu | sed -n 's/^Model name: *//p' | head -1)
@@ -73,15 +81,23 @@ cpu=$(lscpu | sed -n 's/^Model name: *//p' | head -1)
   echo "- Server RSS: VmRSS from /proc before the devices connect, then at the end of the window"
   echo "  with every connection still open."
   echo
-  echo "The \`batching\` column says how the server grouped requests. Dynamic batching is not in"
-  echo "the server yet, so every row reads \`none\`; rows measured with batching on will come with"
-  echo "their own label (\`BATCHING=... SERVER_FLAGS=...\`) beside these, for the ratio."
+  echo "The \`batching\` column: \`none\` is the server as it runs by default (every request"
+  echo "alone); the batched rows add \`${batch_flags[*]}\` (requests for the same model version"
+  echo "and boundary that arrive within the delay run as one batch). Off and on alternate per"
+  echo "device count in the same run."
   echo
   echo "| devices | batching | offered | throughput (req/s) | p50 ms | p99 ms | p999 ms | sent | ok | errors | lost | conn. failures | server RSS before -> end (MiB) |"
   echo "|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
-  for d in 1 8 32 128 "$idle_devices"; do
-    f="$tmp/row-$d.json"
-    python3 - "$f" "$batching" <<'EOF'
+  rows=()
+  for d in 1 8 32 128; do rows+=("none:$d" "batched:$d"); done
+  rows+=("none:$idle_devices")
+  for row in "${rows[@]}"; do
+    label=${row%%:*}
+    d=${row#*:}
+    f="$tmp/row-$label-$d.json"
+    shown=$label
+    [[ $label == batched ]] && shown=$batch_label
+    /usr/bin/python3 - "$f" "$shown" <<'EOF'
 import json, sys
 j = json.load(open(sys.argv[1]))
 lat, rss = j["latency_ms"], j["server_rss_bytes"]
@@ -101,11 +117,11 @@ EOF
   echo "few closed-loop devices keep busy: past them throughput levels off and each added"
   echo "device adds queueing delay, so p50 tracks devices / throughput (Little's law), in ms"
   echo "(computed, then measured):"
-  python3 - "$tmp" <<'EOF'
+  /usr/bin/python3 - "$tmp" <<'EOF'
 import json, sys
 parts = []
 for d in (1, 8, 32, 128):
-    j = json.load(open(f"{sys.argv[1]}/row-{d}.json"))
+    j = json.load(open(f"{sys.argv[1]}/row-none-{d}.json"))
     if j["throughput_rps"] > 0:
         parts.append(f"{d}: {1000 * d / j['throughput_rps']:.2f} (p50 {j['latency_ms']['p50']:.2f})")
 print("; ".join(parts) + ".")
@@ -115,7 +131,7 @@ EOF
   echo "requests are bounded per connection (\`--max-in-flight\`) and read only when a slot is"
   echo "free, so more devices add queueing, not buffers."
   echo
-  python3 - "$tmp/row-$idle_devices.json" <<'EOF'
+  /usr/bin/python3 - "$tmp/row-none-$idle_devices.json" <<'EOF'
 import json, sys
 j = json.load(open(sys.argv[1]))
 rss = j["server_rss_bytes"]
@@ -125,6 +141,21 @@ if rss["before"] is not None and rss["connected"] is not None:
           f"{(rss['connected'] - rss['before']) / 2**20:.1f} MiB: about {per:.1f} KiB per connection "
           f"(all {j['connected']} connected in {j['connect_s']:.2f} s).")
 EOF
+  echo
+  echo "Batching on against off, same run (ratio = batched / off):"
+  echo
+  echo "| devices | req/s off | req/s batched | ratio | p99 ms off | p99 ms batched |"
+  echo "|---:|---:|---:|---:|---:|---:|"
+  /usr/bin/python3 - "$tmp" <<'EOF'
+import json, sys
+for d in (1, 8, 32, 128):
+    off = json.load(open(f"{sys.argv[1]}/row-none-{d}.json"))
+    on = json.load(open(f"{sys.argv[1]}/row-batched-{d}.json"))
+    r = on["throughput_rps"] / off["throughput_rps"] if off["throughput_rps"] else float("nan")
+    print(f"| {d} | {off['throughput_rps']:.0f} | {on['throughput_rps']:.0f} | {r:.2f} "
+          f"| {off['latency_ms']['p99']:.2f} | {on['latency_ms']['p99']:.2f} |")
+EOF
+  echo
   echo "<!-- load:end -->"
 } >"$tmp/section.md"
 

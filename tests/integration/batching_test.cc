@@ -1,7 +1,11 @@
 // Dynamic batching in edge_server (issue 8 item 1): requests for the same model version and
-// boundary that arrive together run as one batch, and each device still gets exactly its own
-// result. The real edge_server on 127.0.0.1 (port 0); devices are EdgeClients in this process.
+// boundary that queue while the compute thread is busy run as one batch, and each device still
+// gets exactly its own result. The real edge_server on 127.0.0.1 (port 0), one compute thread;
+// devices are EdgeClients in this process. To make the queueing certain, a test first sends a
+// "blocker" (a request of many samples that keeps the compute thread busy for tens of ms), then
+// the requests under test, which arrive while it runs.
 #include <atomic>
+#include <chrono>
 #include <map>
 #include <memory>
 #include <thread>
@@ -48,28 +52,37 @@ struct Sent {
   at::Tensor want;  // the whole model's output on this request's input, run here alone
 };
 
-// Sends `n` pipelined requests at boundary k (each with `rows` samples) and checks every reply
-// against the local run of its own input. Returns the batch sizes the edge reported.
+// Sends a blocker of `blocker_rows` samples (none when 0), then `n` pipelined requests at
+// boundary k (each with `rows` samples), and checks every reply against the local run of its own
+// input. Returns the batch sizes the edge reported for the n requests.
 std::vector<uint32_t> SendAndCheck(EdgeClient& client, const SplitModel& m, size_t k, int n,
-                                   int64_t rows, uint64_t first_id) {
+                                   int64_t rows, uint64_t first_id, int64_t blocker_rows = 0) {
   std::map<uint64_t, Sent> sent;
   c10::InferenceMode guard;
-  for (int i = 0; i < n; ++i) {
-    const uint64_t id = first_id + static_cast<uint64_t>(i);
+  // Every tensor and reference is computed first, so that the requests then go out back to back.
+  std::vector<std::pair<uint64_t, at::Tensor>> to_send;
+  auto prepare = [&](uint64_t id, int64_t r) {
     torch::manual_seed(id);
-    std::vector<int64_t> shape{rows};
+    std::vector<int64_t> shape{r};
     for (int64_t d : m.input_shape()) shape.push_back(d);
     at::Tensor x = torch::randn(shape);
+    to_send.emplace_back(id, m.RunRange(x, 0, k));
+    sent[id] = {m.RunRange(x, 0, m.num_units())};
+  };
+  const uint64_t blocker_id = first_id + 100000;
+  if (blocker_rows > 0) prepare(blocker_id, blocker_rows);
+  for (int i = 0; i < n; ++i) prepare(first_id + static_cast<uint64_t>(i), rows);
+  for (auto& [id, tensor] : to_send) {
     wire::InferRequest req;
     req.set_request_id(id);
     req.set_model(m.name());
     req.set_model_version(1);
     req.set_boundary(static_cast<uint32_t>(k));
-    EXPECT_TRUE(client.SendRequest(req, m.RunRange(x, 0, k)).ok());
-    sent[id] = {m.RunRange(x, 0, m.num_units())};
+    EXPECT_TRUE(client.SendRequest(req, tensor).ok());
   }
   std::vector<uint32_t> sizes;
-  for (int i = 0; i < n; ++i) {
+  const int replies = n + (blocker_rows > 0 ? 1 : 0);
+  for (int i = 0; i < replies; ++i) {
     auto r = client.ReadReply();
     EXPECT_TRUE(r.ok()) << r.status();
     if (!r.ok()) break;
@@ -81,38 +94,54 @@ std::vector<uint32_t> SendAndCheck(EdgeClient& client, const SplitModel& m, size
     EXPECT_TRUE(torch::allclose(r->output, it->second.want, 1e-4, 1e-5))
         << "request " << r->request_id << " got another request's result or a wrong one: max diff "
         << (r->output - it->second.want).abs().max().item<double>();
-    sizes.push_back(r->batch_size);
+    if (r->request_id != blocker_id) sizes.push_back(r->batch_size);
     sent.erase(it);
   }
   EXPECT_TRUE(sent.empty());
   return sizes;
 }
 
-TEST(BatchingTest, PipelinedRequestsRunTogetherAndEachGetsItsOwnResult) {
-  auto server = StartServer("resnet18", 8, 200000);
+TEST(BatchingTest, RequestsQueuedBehindBusyComputeRunTogetherAndEachGetsItsOwnResult) {
+  auto server = StartServer("resnet18", 8, 1000000);
   ASSERT_GT(server->port(), 0) << server->first_line();
   auto model = BuildZooModel("resnet18", 1, testing::SmallZoo());
   ASSERT_TRUE(model.ok());
   auto client_ptr = Connect(server->port());
   EdgeClient& client = *client_ptr;
-  // 8 requests sent back to back (well within the 200 ms delay): one batch of 8.
-  auto sizes = SendAndCheck(client, **model, 3, 8, 1, 100);
+  // 8 requests arrive while the blocker runs: one batch of 8 when it is done.
+  auto sizes = SendAndCheck(client, **model, 3, 8, 1, 100, 64);
   ASSERT_EQ(sizes.size(), 8u);
   for (uint32_t s : sizes) EXPECT_EQ(s, 8u);
-  // 3 requests: the batch is not full, so the delay sends it off with 3.
-  sizes = SendAndCheck(client, **model, 5, 3, 1, 200);
-  ASSERT_EQ(sizes.size(), 3u);
-  for (uint32_t s : sizes) EXPECT_EQ(s, 3u);
+  // 12 requests: a batch is at most 8; the rest run as the next batch.
+  sizes = SendAndCheck(client, **model, 5, 12, 1, 200, 64);
+  ASSERT_EQ(sizes.size(), 12u);
+  for (uint32_t s : sizes) EXPECT_TRUE(s == 8u || s == 4u) << s;
 }
 
-TEST(BatchingTest, RequestsWithSeveralSamplesAreSplitBackExactly) {
-  auto server = StartServer("mlp", 4, 200000);
+// A lone device is never held back waiting for companions: the compute thread is free, so its
+// request runs at once, alone, whatever the batching delay.
+TEST(BatchingTest, ALoneRequestRunsAtOnce) {
+  auto server = StartServer("mlp", 8, 1000000);  // a 1 s delay would show in the latency
   ASSERT_GT(server->port(), 0);
   auto model = BuildZooModel("mlp", 1, testing::SmallZoo());
   auto client_ptr = Connect(server->port());
-  EdgeClient& client = *client_ptr;
-  // 4 requests of 3 samples each: 12 rows in one batch, 3 back to each.
-  auto sizes = SendAndCheck(client, **model, 2, 4, 3, 300);
+  for (uint64_t id = 1; id <= 5; ++id) {
+    const auto t0 = std::chrono::steady_clock::now();
+    auto sizes = SendAndCheck(*client_ptr, **model, 2, 1, 1, id);
+    const auto took = std::chrono::steady_clock::now() - t0;
+    ASSERT_EQ(sizes.size(), 1u);
+    EXPECT_EQ(sizes[0], 1u);
+    EXPECT_LT(took, std::chrono::milliseconds(500)) << "the request waited for the batch delay";
+  }
+}
+
+TEST(BatchingTest, RequestsWithSeveralSamplesAreSplitBackExactly) {
+  auto server = StartServer("resnet18", 4, 1000000);
+  ASSERT_GT(server->port(), 0);
+  auto model = BuildZooModel("resnet18", 1, testing::SmallZoo());
+  auto client_ptr = Connect(server->port());
+  // 4 requests of 3 samples each behind the blocker: 12 rows in one batch, 3 back to each.
+  auto sizes = SendAndCheck(*client_ptr, **model, 2, 4, 3, 300, 64);
   ASSERT_EQ(sizes.size(), 4u);
   for (uint32_t s : sizes) EXPECT_EQ(s, 4u);
 }
@@ -152,36 +181,44 @@ TEST(BatchingTest, BatchingOffRunsEveryRequestAlone) {
   for (uint32_t s : sizes) EXPECT_EQ(s, 1u);
 }
 
-// A request that fails its own checks in a batch (its deadline passed while it waited) is
-// answered with its error; the others in the batch still get their results.
+// A request that fails its own checks in a batch (its deadline passed while it waited behind
+// the blocker) is answered with its error; the others in the batch still get their results.
 TEST(BatchingTest, OneFailingRequestDoesNotSinkTheBatch) {
-  auto server = StartServer("mlp", 4, 300000);
+  auto server = StartServer("resnet18", 4, 1000000);
   ASSERT_GT(server->port(), 0);
-  auto model = BuildZooModel("mlp", 1, testing::SmallZoo());
+  auto model = BuildZooModel("resnet18", 1, testing::SmallZoo());
   auto client_ptr = Connect(server->port());
   EdgeClient& client = *client_ptr;
   c10::InferenceMode guard;
   std::map<uint64_t, at::Tensor> want;
-  for (uint64_t id = 1; id <= 3; ++id) {
+  std::vector<std::pair<wire::InferRequest, at::Tensor>> requests;
+  auto prepare = [&](uint64_t id, int64_t rows, uint32_t deadline_ms) {
     torch::manual_seed(id);
-    at::Tensor x = torch::randn({1, testing::SmallZoo().mlp_width});
+    at::Tensor x = torch::randn({rows, 3, 64, 64});
     wire::InferRequest req;
     req.set_request_id(id);
-    req.set_model("mlp");
+    req.set_model("resnet18");
     req.set_model_version(1);
     req.set_boundary(0);
-    req.set_deadline_ms(id == 2 ? 50 : 0);  // 50 ms < the 300 ms the 3-request batch waits
-    ASSERT_TRUE(client.SendRequest(req, x).ok());
+    req.set_deadline_ms(deadline_ms);
+    requests.emplace_back(req, x);
     want[id] = (*model)->RunRange(x, 0, (*model)->num_units());
-  }
-  for (int i = 0; i < 3; ++i) {
+  };
+  prepare(9, 128, 0);  // the blocker: well over 20 ms of compute
+  prepare(1, 1, 0);
+  prepare(2, 1, 1);  // 1 ms: passes while it waits behind the blocker
+  prepare(3, 1, 0);
+  for (auto& [req, x] : requests) ASSERT_TRUE(client.SendRequest(req, x).ok());
+  for (int i = 0; i < 4; ++i) {
     auto r = client.ReadReply();
     ASSERT_TRUE(r.ok()) << r.status();
     if (r->request_id == 2) {
       EXPECT_EQ(r->status.code(), StatusCode::kDeadlineExceeded) << r->status;
-    } else {
-      ASSERT_TRUE(r->status.ok()) << r->status;
-      EXPECT_TRUE(torch::allclose(r->output, want[r->request_id], 1e-4, 1e-5));
+      continue;
+    }
+    ASSERT_TRUE(r->status.ok()) << r->status;
+    EXPECT_TRUE(torch::allclose(r->output, want[r->request_id], 1e-4, 1e-5));
+    if (r->request_id != 9) {
       EXPECT_EQ(r->batch_size, 2u);
     }
   }
