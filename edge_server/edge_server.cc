@@ -321,6 +321,18 @@ class Session : public std::enable_shared_from_this<Session> {
       return ReplyError(req.request_id(),
                         UnavailableError("server is draining (shutting down); run it locally"));
     }
+    // The global bound (the per-connection one is max_in_flight): past it a request is refused
+    // at once, so that memory and queueing delay stay bounded however many devices connect; the
+    // device finishes it locally. Counted in requests_total{code="RESOURCE_EXHAUSTED"}.
+    if (opts_.max_global_in_flight > 0 && server_->pending.load() >= opts_.max_global_in_flight) {
+      server_->metrics->refused_overloaded.Add();
+      return ReplyError(
+          req.request_id(),
+          ResourceExhaustedError("server overloaded: " + std::to_string(server_->pending.load()) +
+                                 " requests in flight (limit " +
+                                 std::to_string(opts_.max_global_in_flight) +
+                                 "); run it locally or retry later"));
+    }
     RequestReceived();
     auto model = server_->models->Find(req.model(), req.model_version());
     if (!model.ok()) return ReplyError(req.request_id(), model.status(), true);
@@ -897,6 +909,10 @@ bool EdgeServerOptions::IsValid(std::string* error) const {
     *error = "max_batch_delay must be in [0, 1 s]";
     return false;
   }
+  if (max_global_in_flight > (1u << 24)) {
+    *error = "max_global_in_flight must be <= 2^24 (0: unlimited)";
+    return false;
+  }
   if (max_connections < 1) {
     *error = "max_connections must be >= 1";
     return false;
@@ -1055,6 +1071,10 @@ std::string EdgeServer::MetricsText() const {
   out.Counter(p + "requests_refused_draining_total",
               "Inference requests refused (UNAVAILABLE) because a drain had begun",
               m.refused_draining.value());
+  out.Counter(p + "requests_refused_overloaded_total",
+              "Requests refused (RESOURCE_EXHAUSTED) at --max-global-in-flight (also in "
+              "requests_total)",
+              m.refused_overloaded.value());
   out.Counter(p + "frames_rejected_total",
               "Frames that broke framing or the handshake (the connection was closed)",
               stats_.frames_rejected.load());

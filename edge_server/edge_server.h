@@ -46,6 +46,9 @@ struct EdgeServerOptions {
   uint32_t max_in_flight = 16;                        // per connection
   uint32_t default_deadline_ms = 30000;               // when a request gives none
   uint32_t max_connections = 256;
+  // Requests received and not yet answered, over all connections; past it a request gets
+  // RESOURCE_EXHAUSTED ("server overloaded") at once. 0 = unlimited.
+  uint32_t max_global_in_flight = 4096;
   // Dynamic batching (issue 8): requests for the same model version and boundary that arrive
   // within max_batch_delay of the first run as one batch of up to max_batch_size requests.
   // 1 = off: every request runs alone as soon as a compute thread is free.
@@ -82,6 +85,7 @@ struct EdgeServerMetrics {
   Counter bytes_in;                              // frame bytes read (header + meta + body)
   Counter bytes_out;                             // frame bytes written
   Counter refused_draining;                      // requests refused because a drain had begun
+  Counter refused_overloaded;                    // requests refused at max_global_in_flight
   Gauge connected_devices;
   Gauge in_flight;
   Histogram queue_wait = MakeLatencyHistogram();  // receipt to compute start

@@ -90,6 +90,10 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(0, 1000000));
   app.add_option("--max-in-flight", opts.max_in_flight, "outstanding requests per connection")
       ->check(CLI::Range(1, 4096));
+  app.add_option("--max-global-in-flight", opts.max_global_in_flight,
+                 "requests in flight over all connections before new ones get RESOURCE_EXHAUSTED "
+                 "(0: unlimited)")
+      ->check(CLI::Range(0u, 1u << 24));
   app.add_option("--max-connections", opts.max_connections)->check(CLI::Range(1, 100000));
   app.add_option("--max-body-mb", max_body_mb, "largest request tensor accepted (MiB)")
       ->check(CLI::Range(0.001, 65536.0));

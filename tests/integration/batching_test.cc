@@ -224,5 +224,50 @@ TEST(BatchingTest, OneFailingRequestDoesNotSinkTheBatch) {
   }
 }
 
+// The global bound on requests in flight: past it the server refuses at once with
+// RESOURCE_EXHAUSTED (the device runs those locally) instead of queueing without end; once the
+// backlog drains, requests are served again.
+TEST(OverloadTest, PastTheGlobalBoundRequestsAreRefusedAtOnce) {
+  std::vector<std::string> args{
+      "--models", "resnet18",        "--cpu", "--compute-threads", "1", "--max-global-in-flight",
+      "2",        "--max-in-flight", "64"};
+  for (auto& a : testing::SmallZooArgs()) args.push_back(a);
+  EdgeServerProcess server(args);
+  ASSERT_GT(server.port(), 0);
+  auto model = BuildZooModel("resnet18", 1, testing::SmallZoo());
+  auto client_ptr = Connect(server.port());
+  EdgeClient& client = *client_ptr;
+  c10::InferenceMode guard;
+  std::vector<std::pair<wire::InferRequest, at::Tensor>> requests;
+  for (uint64_t id = 1; id <= 6; ++id) {
+    torch::manual_seed(id);
+    at::Tensor x = torch::randn({id == 1 ? 128 : 1, 3, 64, 64});  // 1: a blocker
+    wire::InferRequest req;
+    req.set_request_id(id);
+    req.set_model("resnet18");
+    req.set_model_version(1);
+    req.set_boundary(0);
+    requests.emplace_back(req, x);
+  }
+  for (auto& [req, x] : requests) ASSERT_TRUE(client.SendRequest(req, x).ok());
+  int ok = 0, refused = 0;
+  for (int i = 0; i < 6; ++i) {
+    auto r = client.ReadReply();
+    ASSERT_TRUE(r.ok()) << r.status();
+    if (r->status.ok()) {
+      ++ok;
+    } else {
+      EXPECT_EQ(r->status.code(), StatusCode::kResourceExhausted) << r->status;
+      EXPECT_NE(r->status.message().find("overloaded"), std::string::npos) << r->status;
+      ++refused;
+    }
+  }
+  EXPECT_EQ(ok, 2);  // the blocker and the one request received while it ran
+  EXPECT_EQ(refused, 4);
+  // The backlog is gone: served again.
+  auto sizes = SendAndCheck(client, **model, 0, 1, 1, 50);
+  EXPECT_EQ(sizes.size(), 1u);
+}
+
 }  // namespace
 }  // namespace splitinfer
