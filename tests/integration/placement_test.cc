@@ -7,8 +7,8 @@
 
 #include <atomic>
 #include <chrono>
-#include <filesystem>
 #include <cmath>
+#include <filesystem>
 #include <fstream>
 #include <limits>
 #include <map>
@@ -629,7 +629,8 @@ TEST(PlacementTest, BadPlacementAndFetchRequestsGetClearErrors) {
     ASSERT_TRUE(raw.ReadHeaderAndMeta(FrameLimits{}, 2s, &header, &meta).ok());
     const std::string junk(64, 'x');
     ASSERT_TRUE(
-        raw.WriteFrame(MakeFrame(MessageType::kPlacementRequest, good(), junk.data(), junk.size()), 2s)
+        raw.WriteFrame(MakeFrame(MessageType::kPlacementRequest, good(), junk.data(), junk.size()),
+                       2s)
             .ok());
     ASSERT_TRUE(raw.ReadHeaderAndMeta(FrameLimits{}, 2s, &header, &meta).ok());
     EXPECT_EQ(header.type, MessageType::kError);
