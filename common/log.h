@@ -3,9 +3,12 @@
 // Why not spdlog directly: a pip/CUDA LibTorch bundles its own fmt headers, which clash with
 // the fmt that the system's spdlog was built for in any translation unit that also includes
 // LibTorch. Keeping spdlog out of those units makes the code build against both LibTorch kinds.
-// Thread-safe (spdlog's _mt logger).
+// (nlohmann::json, used for the JSON lines, stays in log.cc too.)
+// Thread-safe (spdlog's _mt logger) for Write; configure (SetName, SetFormat, SetOutputStream)
+// at startup, before other threads log.
 #pragma once
 
+#include <iosfwd>
 #include <string>
 
 namespace splitinfer::log {
@@ -16,6 +19,14 @@ enum class Level { kTrace, kDebug, kInfo, kWarn, kError, kOff };
 bool SetLevel(const std::string& name);
 // Logs to stderr with a timestamp and the logger name `name` (default "splitinfer").
 void SetName(const std::string& name);
+// Line format: "text" (spdlog's "[time] [name] [level] message", the default) or "json": one
+// JSON object per line, {"ts":"2026-11-25T22:15:03.123Z","level":"info","logger":"edge",
+// "msg":"..."} (ts in UTC, ms; msg escaped, so quotes and newlines stay on one line; invalid
+// UTF-8 is replaced by U+FFFD). False if `name` is neither.
+bool SetFormat(const std::string& name);
+// Sends lines to `out` instead of stderr (flushed after each line); nullptr: back to stderr.
+// `out` must outlive its use. For tests.
+void SetOutputStream(std::ostream* out);
 bool Enabled(Level level);
 
 void Write(Level level, const std::string& message);

@@ -45,6 +45,7 @@ int main(int argc, char** argv) {
   int idle_timeout_s = static_cast<int>(opts.idle_timeout.count() / 1000);
   int io_timeout_ms = static_cast<int>(opts.io_timeout.count());
   std::string log_level = "info";
+  std::string log_format = "text";
   bool force_cpu = false;
   std::string admin_listen;
   double drain_timeout_s = 10;
@@ -110,9 +111,13 @@ int main(int argc, char** argv) {
   app.add_flag("--cpu", force_cpu, "run on the CPU even when CUDA is available");
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error")
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "off"}));
+  app.add_option("--log-format", log_format,
+                 "text, or json: one object per line with ts (UTC, ms), level, logger, msg")
+      ->check(CLI::IsMember({"text", "json"}));
   CLI11_PARSE(app, argc, argv);
 
   log::SetName("edge");
+  log::SetFormat(log_format);
   log::SetLevel(log_level);
   if (intra_op_threads > 0) torch::set_num_threads(intra_op_threads);
 
