@@ -1,7 +1,11 @@
 // edge_server: serves the second half of split inferences.
 //
 //   edge_server --listen 127.0.0.1:0 --models resnet18,mlp [--admin-listen 127.0.0.1:0]
+//   edge_server --config edge_server.toml [--OPTION VALUE ...]
 //
+// Every option can come from a --config file (TOML/INI, CLI11: KEY = VALUE with the long option
+// names, see edge_server/edge_server.example.toml); options on the command line override it. An
+// unknown key, a bad value or a missing file is an error (a message, non-zero exit).
 // Prints "listening HOST:PORT" on stdout once ready, then "admin HOST:PORT" when the admin HTTP
 // endpoint is on. On SIGINT or SIGTERM it drains (EdgeServer::Drain, up to --drain-timeout-s),
 // logs what completed and what was dropped, and stops; a second signal ends the drain at once.
@@ -33,6 +37,12 @@ int main(int argc, char** argv) {
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
   CLI::App app{"splitinfer edge server: runs units k+1..N of split inferences"};
+  app.option_defaults()->always_capture_default();  // defaults in --help and --print-config
+  app.set_config("--config", "",
+                 "read options from this TOML/INI file (KEY = VALUE, KEY a long option name "
+                 "without --; see edge_server/edge_server.example.toml); the command line "
+                 "overrides it");
+  app.allow_config_extras(CLI::config_extras_mode::error);  // an unknown key is an error
   std::string listen = "127.0.0.1:0";
   std::string models = "resnet18";
   RepoWatcherOptions repo;
@@ -46,6 +56,7 @@ int main(int argc, char** argv) {
   int io_timeout_ms = static_cast<int>(opts.io_timeout.count());
   std::string log_level = "info";
   std::string log_format = "text";
+  bool print_config = false;
   bool force_cpu = false;
   std::string admin_listen;
   double drain_timeout_s = 10;
@@ -114,7 +125,37 @@ int main(int argc, char** argv) {
   app.add_option("--log-format", log_format,
                  "text, or json: one object per line with ts (UTC, ms), level, logger, msg")
       ->check(CLI::IsMember({"text", "json"}));
-  CLI11_PARSE(app, argc, argv);
+  app.add_flag("--print-config", print_config,
+               "print the effective options (command line over --config file over defaults) in "
+               "--config format, and exit")
+      ->configurable(false);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    const bool config_error = dynamic_cast<const CLI::ConfigError*>(&e) != nullptr ||
+                              dynamic_cast<const CLI::FileError*>(&e) != nullptr;
+    if (!config_error) {
+      const int rc = app.exit(e);  // --help (0) or a bad option: CLI11's message
+      if (rc != 0 && app.get_config_ptr()->count() > 0) {
+        std::cerr << "(options come from the command line and from --config "
+                  << app.get_config_ptr()->as<std::string>() << ")\n";
+      }
+      return rc;
+    }
+    std::string what = e.what();
+    const std::string extras = "INI was not able to parse ";
+    if (what.rfind(extras, 0) == 0) {
+      what = "unknown option '" + what.substr(extras.size()) +
+             "' (keys are long option names without --, as in --help)";
+    }
+    std::cerr << "edge_server: --config " << app.get_config_ptr()->as<std::string>() << ": " << what
+              << "\n";
+    return 2;
+  }
+  if (print_config) {
+    std::cout << app.config_to_str(/*default_also=*/true, /*write_description=*/true);
+    return 0;
+  }
 
   log::SetName("edge");
   log::SetFormat(log_format);
