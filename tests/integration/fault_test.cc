@@ -71,10 +71,11 @@ std::string ReadFile(const std::string& path) {
 // edge_server with --admin-listen 127.0.0.1:0; stderr (its log) goes to a file.
 class FaultServer {
  public:
-  explicit FaultServer(const std::vector<std::string>& extra)
+  // `port` 0: any free port.
+  explicit FaultServer(const std::vector<std::string>& extra, int port = 0)
       : log_path_(::testing::TempDir() + "fault_test_" + std::to_string(getpid()) + "_" +
                   std::to_string(counter_++) + ".log"),
-        proc_(MakeArgs(extra, log_path_)) {
+        proc_(MakeArgs(extra, log_path_, port)) {
     if (auto line = proc_.ReadLine(120s); line && line->rfind("listening 127.0.0.1:", 0) == 0) {
       port_ = std::stoi(line->substr(std::string("listening 127.0.0.1:").size()));
     }
@@ -93,10 +94,11 @@ class FaultServer {
 
  private:
   static std::vector<std::string> MakeArgs(const std::vector<std::string>& extra,
-                                           const std::string& log_path) {
+                                           const std::string& log_path, int port) {
     // exec: the shell becomes edge_server, so signals to the child's pid reach the server.
     std::string cmd = "exec '" + std::string(SPLITINFER_BIN_DIR) +
-                      "/edge_server' --listen 127.0.0.1:0 --admin-listen 127.0.0.1:0";
+                      "/edge_server' --listen 127.0.0.1:" + std::to_string(port) +
+                      " --admin-listen 127.0.0.1:0";
     for (const auto& a : extra) cmd += " '" + a + "'";
     cmd += " 2>'" + log_path + "'";
     return {"/bin/sh", "-c", cmd};
@@ -333,7 +335,7 @@ TEST(FaultTest, KillMidBatchLosesNoInferenceOnAnyDevice) {
                                  "--max-batch-delay-us", "5000", "--max-in-flight", "16"}));
   ASSERT_GT(server.port(), 0);
   ASSERT_GT(server.admin_port(), 0);
-  constexpr int kDevices = 4, kRequests = 150;
+  constexpr int kDevices = 4, kRequests = 200;
   std::vector<std::unique_ptr<DeviceRun>> devices;
   for (int d = 0; d < kDevices; ++d) {
     devices.push_back(std::make_unique<DeviceRun>(
@@ -354,9 +356,9 @@ TEST(FaultTest, KillMidBatchLosesNoInferenceOnAnyDevice) {
   ASSERT_TRUE(all_started()) << "the devices did not get going";
   // ...and the server holds requests it received and has not answered (queued or computing).
   std::map<std::string, double> at_kill;
-  // Preferably while some wait in the batch queue (up to 3 s of scrapes), else with at least 2
+  // Preferably while some wait in the batch queue (up to 1.5 s of scrapes), else with at least 2
   // received and unanswered.
-  const auto prefer_until = Clock::now() + 3s;
+  const auto prefer_until = Clock::now() + 1500ms;
   for (int i = 0; i < 100000; ++i) {
     at_kill = Scrape(server.admin_port());
     if (Metric(at_kill, "splitinfer_edge_batch_queue_depth") >= 1) break;
@@ -391,6 +393,66 @@ TEST(FaultTest, KillMidBatchLosesNoInferenceOnAnyDevice) {
       "[kill] %d devices x %d inferences: %d on the edge, %d local (%d of them in flight "
       "at the kill)\n",
       kDevices, kRequests, edge, local, lost);
+}
+
+// The edge comes back on the same port after a SIGKILL: every inference still completes
+// exactly once, and every device, having fallen back locally meanwhile, reconnects and finishes
+// inferences on the edge again. (--io-timeout-ms 3000 bounds the stall of the device_client
+// bug that DISABLED_SendFailureFinishesTheOtherInFlightRequestsAtOnce shows, which a restart
+// also triggers.)
+TEST(FaultTest, DevicesReturnToARestartedEdge) {
+  const std::vector<std::string> args =
+      ServerArgs({"--compute-threads", "1", "--max-batch-size", "8"});
+  auto server = std::make_unique<FaultServer>(args);
+  ASSERT_GT(server->port(), 0);
+  const int port = server->port();
+  constexpr int kDevices = 3, kRequests = 200;
+  std::vector<std::unique_ptr<DeviceRun>> devices;
+  for (int d = 0; d < kDevices; ++d) {
+    devices.push_back(std::make_unique<DeviceRun>(
+        server->address(),
+        std::vector<std::string>{"--model", "resnet18", "--split", "3", "--requests",
+                                 std::to_string(kRequests), "--in-flight", "4", "--verify",
+                                 "--seed", std::to_string(31 + d), "--threads", "1",
+                                 "--reconnect-ms", "50", "--io-timeout-ms", "3000"}));
+  }
+  const auto give_up = Clock::now() + 60s;
+  auto all_started = [&] {
+    for (auto& d : devices)
+      if (d->edge_lines() < 8) return false;
+    return true;
+  };
+  while (!all_started() && Clock::now() < give_up) std::this_thread::sleep_for(5ms);
+  ASSERT_TRUE(all_started()) << "the devices did not get going";
+  server->process().Kill(SIGKILL);
+  server->process().Wait();
+  const auto t_kill = Clock::now();
+  server = std::make_unique<FaultServer>(args, port);
+  ASSERT_EQ(server->port(), port) << "the edge did not come back on port " << port;
+  const double down_ms = MsSince(t_kill);
+
+  int edge = 0, local = 0, timed_out = 0;
+  for (int d = 0; d < kDevices; ++d) {
+    EXPECT_EQ(devices[d]->Join(), 0) << "device " << d;
+    const auto recs = devices[d]->Records();
+    const LedgerCounts c = CheckExactlyOnce(recs, kRequests, "device " + std::to_string(d));
+    edge += c.edge;
+    local += c.fallback;
+    // In completion order: on the edge, then local while it was down, then on the edge again.
+    bool fell_back = false, back_on_edge = false;
+    for (auto& r : recs) {
+      if (r["completed_on"] == "fallback_local") fell_back = true;
+      if (fell_back && r["completed_on"] == "edge") back_on_edge = true;
+    }
+    for (auto& r : recs) timed_out += r["fallback"].dump().find("timed out") != std::string::npos;
+    EXPECT_TRUE(fell_back) << "device " << d;
+    EXPECT_TRUE(back_on_edge) << "device " << d << " never returned to the restarted edge";
+  }
+  std::printf(
+      "[restart] edge down %.0f ms (SIGKILL to listening again); %d devices x %d "
+      "inferences: %d on the edge, %d local (%d after an io timeout: see "
+      "DISABLED_SendFailureFinishesTheOtherInFlightRequestsAtOnce)\n",
+      down_ms, kDevices, kRequests, edge, local, timed_out);
 }
 
 // ---- 2. connections cut at random points ------------------------------------------------------
@@ -682,6 +744,7 @@ TEST(FaultTest, StalledPeersAreClosedAndDoNotDelayOthers) {
       wire::Hello h;
       h.set_protocol_version(kProtocolVersion);
       OutgoingFrame f = MakeFrame(MessageType::kHello, h);
+      s.stalled_at = Clock::now();
       ASSERT_TRUE(s.conn->WriteRaw(f.header.data(), 10, 5s).ok());
       s.kind = "half a Hello header";
     } else {
@@ -689,16 +752,17 @@ TEST(FaultTest, StalledPeersAreClosedAndDoNotDelayOthers) {
       ASSERT_TRUE(FillTensorMeta(t, req.mutable_tensor()).ok());
       OutgoingFrame f = MakeTensorFrame(MessageType::kInferRequest, req, t);
       if (kind == 1) {
+        s.stalled_at = Clock::now();
         ASSERT_TRUE(s.conn->WriteRaw(f.header.data(), kFrameHeaderSize / 2, 5s).ok());
         s.kind = "half a request header";
       } else {
         ASSERT_TRUE(s.conn->WriteRaw(f.header.data(), f.header.size(), 5s).ok());
         ASSERT_TRUE(s.conn->WriteRaw(f.meta.data(), f.meta.size(), 5s).ok());
+        s.stalled_at = Clock::now();  // before the last bytes: the server's timer starts later
         ASSERT_TRUE(s.conn->WriteRaw(f.body, f.body_size / 2, 5s).ok());
         s.kind = "half a request body";
       }
     }
-    s.stalled_at = Clock::now();
     stalled.push_back(std::move(s));
   }
   // Each is closed by the server once its io timeout passes, not before, and not much after.
@@ -720,7 +784,7 @@ TEST(FaultTest, StalledPeersAreClosedAndDoNotDelayOthers) {
   for (size_t i = 0; i < stalled.size(); ++i) {
     SCOPED_TRACE(stalled[i].kind);
     EXPECT_EQ(how[i].code(), StatusCode::kUnavailable) << how[i];  // closed by the server
-    EXPECT_GE(closed_after_ms[i], kIoTimeoutMs * 0.9);
+    EXPECT_GE(closed_after_ms[i], kIoTimeoutMs);
     EXPECT_LE(closed_after_ms[i], kIoTimeoutMs + 4000.0);
     min_close = std::min(min_close, closed_after_ms[i]);
     max_close = std::max(max_close, closed_after_ms[i]);
