@@ -15,6 +15,7 @@ packages=(
   libssl-dev                         # SHA-256 of model repository files (common/model_repo.h)
   libstb-dev                         # PNG/JPEG decoding of codec_fidelity's image inputs
   libgtest-dev libgmock-dev libbenchmark-dev
+  libgrpc++-dev protobuf-compiler-grpc  # optional gRPC comparison benchmark (bench/grpc_bench.cc)
   clang libclang-rt-14-dev           # libFuzzer targets (tests/fuzz, scripts/fuzz.sh)
   libcli11-dev libspdlog-dev nlohmann-json3-dev
   python3-torch python3-torchvision  # scripts/export_torchscript.py (model export only)
