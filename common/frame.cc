@@ -384,6 +384,7 @@ StatusCode FromWireCode(int code) {
     case 13:
     case 14:
     case 15:
+    case 16:
       return static_cast<StatusCode>(code);
     default:
       return StatusCode::kUnknown;

@@ -44,22 +44,25 @@ bool BlockingConnection::RunFor(Duration timeout) {
   if (!io_.stopped()) {
     // Timed out: closing the socket makes the outstanding operation complete with an error.
     boost::system::error_code ignored;
-    socket_.close(ignored);
+    stream_.socket().close(ignored);
     io_.run();
     return false;
   }
   return true;
 }
 
-Status BlockingConnection::Connect(const std::string& host, uint16_t port, Duration timeout) {
+Status BlockingConnection::Connect(const std::string& host, uint16_t port, Duration timeout,
+                                   ssl::context* tls, const std::string& tls_server_name) {
   Close();
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  tcp::socket& socket = stream_.socket();
   boost::system::error_code ec;
   tcp::resolver resolver(io_);
   auto endpoints = resolver.resolve(host, std::to_string(port), ec);
   if (ec) return UnavailableError("cannot resolve " + host + ": " + ec.message());
   boost::system::error_code result = asio::error::would_block;
   asio::async_connect(
-      socket_, endpoints,
+      socket, endpoints,
       [&](const boost::system::error_code& e, const tcp::endpoint&) { result = e; });
   if (!RunFor(timeout)) {
     return DeadlineExceededError("connect to " + host + ":" + std::to_string(port) + " timed out");
@@ -68,13 +71,44 @@ Status BlockingConnection::Connect(const std::string& host, uint16_t port, Durat
     Close();
     return FromErrorCode(result, ("connect to " + host + ":" + std::to_string(port)).c_str());
   }
-  socket_.set_option(tcp::no_delay(true), ec);
+  socket.set_option(tcp::no_delay(true), ec);
+  if (tls == nullptr) return Status::Ok();
+
+  // TLS: SNI and the name the certificate must carry, then the handshake in what is left of
+  // the timeout.
+  const std::string name = tls_server_name.empty() ? host : tls_server_name;
+  stream_.EnableTls(*tls);
+  auto& t = stream_.tls();
+  if (SSL_set_tlsext_host_name(t.native_handle(), name.c_str()) != 1) {
+    Close();
+    return InvalidArgumentError("TLS: bad server name '" + name + "'");
+  }
+  t.set_verify_callback(ssl::host_name_verification(name));
+  result = asio::error::would_block;
+  t.async_handshake(ssl::stream_base::client,
+                    [&](const boost::system::error_code& e) { result = e; });
+  const auto left = deadline - std::chrono::steady_clock::now();
+  if (!RunFor(std::max<Duration>(left, Duration::zero()))) {
+    Close();
+    return DeadlineExceededError("TLS handshake with " + host + ":" + std::to_string(port) +
+                                 " timed out");
+  }
+  if (result) {
+    Close();
+    return UnavailableError("TLS handshake with " + host + ":" + std::to_string(port) +
+                            " failed: " + TlsErrorText(result) +
+                            (result.category() == asio::error::get_ssl_category()
+                                 ? " (is the server's certificate signed by --tls-ca and made "
+                                   "for '" +
+                                       name + "'?)"
+                                 : " (does the server speak TLS?)"));
+  }
   return Status::Ok();
 }
 
 Status BlockingConnection::WriteFrame(const OutgoingFrame& frame, Duration timeout,
                                       WritePacer* pacer) {
-  if (!socket_.is_open()) return UnavailableError("write on a closed connection");
+  if (!is_open()) return UnavailableError("write on a closed connection");
   if (pacer != nullptr) {
     const size_t chunk = std::max<size_t>(1, pacer->ChunkBytes());
     pacer->BeginFrame();
@@ -92,14 +126,14 @@ Status BlockingConnection::WriteFrame(const OutgoingFrame& frame, Duration timeo
 }
 
 Status BlockingConnection::WriteRaw(const void* data, size_t size, Duration timeout) {
-  if (!socket_.is_open()) return UnavailableError("write on a closed connection");
+  if (!is_open()) return UnavailableError("write on a closed connection");
   return WriteBuffers(asio::buffer(data, size), timeout);
 }
 
 template <typename ConstBufferSequence>
 Status BlockingConnection::WriteBuffers(const ConstBufferSequence& buffers, Duration timeout) {
   boost::system::error_code result = asio::error::would_block;
-  asio::async_write(socket_, buffers,
+  asio::async_write(stream_, buffers,
                     [&](const boost::system::error_code& e, size_t) { result = e; });
   if (!RunFor(timeout)) return DeadlineExceededError("write timed out");
   if (result) {
@@ -112,7 +146,7 @@ Status BlockingConnection::WriteBuffers(const ConstBufferSequence& buffers, Dura
 Status BlockingConnection::ReadAtLeast(asio::mutable_buffer buf, size_t min_bytes, Duration timeout,
                                        size_t* got) {
   boost::system::error_code result = asio::error::would_block;
-  asio::async_read(socket_, buf, asio::transfer_at_least(min_bytes),
+  asio::async_read(stream_, buf, asio::transfer_at_least(min_bytes),
                    [&](const boost::system::error_code& e, size_t n) {
                      result = e;
                      *got = n;
@@ -126,7 +160,7 @@ Status BlockingConnection::ReadAtLeast(asio::mutable_buffer buf, size_t min_byte
 }
 
 Status BlockingConnection::ReadExact(void* data, size_t size, Duration timeout) {
-  if (!socket_.is_open()) return UnavailableError("read on a closed connection");
+  if (!is_open()) return UnavailableError("read on a closed connection");
   auto* out = static_cast<uint8_t*>(data);
   const size_t buffered = std::min(size, rend_ - rpos_);
   std::memcpy(out, rbuf_.data() + rpos_, buffered);
@@ -163,10 +197,13 @@ Status BlockingConnection::ReadHeaderAndMeta(const FrameLimits& limits, Duration
 void BlockingConnection::Close() {
   rpos_ = rend_ = 0;
   boost::system::error_code ignored;
-  if (socket_.is_open()) {
-    socket_.shutdown(tcp::socket::shutdown_both, ignored);
-    socket_.close(ignored);
+  tcp::socket& socket = stream_.socket();
+  if (socket.is_open()) {
+    // No TLS close_notify: frames carry their own lengths, so a truncation cannot go unseen.
+    socket.shutdown(tcp::socket::shutdown_both, ignored);
+    socket.close(ignored);
   }
+  stream_.DisableTls();
 }
 
 }  // namespace splitinfer

@@ -16,11 +16,9 @@
 
 #include "common/frame.h"
 #include "common/status.h"
+#include "common/tls.h"
 
 namespace splitinfer {
-
-namespace asio = boost::asio;
-using tcp = asio::ip::tcp;
 
 // Paces writes (uplink emulation, device/uplink_emulator.h). A paced frame is written in chunks
 // of at most ChunkBytes(): BeginFrame() once, then Acquire(n) before each chunk blocks until the
@@ -45,13 +43,16 @@ class BlockingConnection {
  public:
   using Duration = std::chrono::steady_clock::duration;
 
-  BlockingConnection() : socket_(io_) {}
+  BlockingConnection() : stream_(io_) {}
   BlockingConnection(const BlockingConnection&) = delete;
   BlockingConnection& operator=(const BlockingConnection&) = delete;
 
   // Resolves and connects (TCP_NODELAY on). kUnavailable when refused or unreachable,
-  // kDeadlineExceeded after `timeout`.
-  Status Connect(const std::string& host, uint16_t port, Duration timeout);
+  // kDeadlineExceeded after `timeout`. With `tls` (a client context, common/tls.h), runs the TLS
+  // handshake too, within the same `timeout`, verifying the server's certificate for
+  // `tls_server_name` (the host when empty); kUnavailable naming the reason when it fails.
+  Status Connect(const std::string& host, uint16_t port, Duration timeout,
+                 ssl::context* tls = nullptr, const std::string& tls_server_name = "");
   // Writes the whole frame as one gather-write. With a `pacer`, in chunks, each written once
   // the pacer grants it (`timeout` then bounds each chunk's write, not the pacing).
   Status WriteFrame(const OutgoingFrame& frame, Duration timeout, WritePacer* pacer = nullptr);
@@ -65,9 +66,10 @@ class BlockingConnection {
   Status ReadHeaderAndMeta(const FrameLimits& limits, Duration timeout, FrameHeader* header,
                            std::string* meta);
 
-  bool is_open() const { return socket_.is_open(); }
+  bool is_open() const { return stream_.socket().is_open(); }
+  bool tls() const { return stream_.tls_enabled(); }
   void Close();
-  tcp::socket& socket() { return socket_; }
+  tcp::socket& socket() { return stream_.socket(); }
 
  private:
   // Runs the io_context until the pending operation completes or `timeout` passes; on timeout
@@ -83,7 +85,7 @@ class BlockingConnection {
   static constexpr size_t kReadBufferSize = 64 * 1024;
 
   asio::io_context io_;
-  tcp::socket socket_;
+  MaybeTlsStream stream_;
   std::vector<uint8_t> rbuf_ = std::vector<uint8_t>(kReadBufferSize);
   size_t rpos_ = 0;  // rbuf_[rpos_, rend_) holds received bytes not yet consumed
   size_t rend_ = 0;

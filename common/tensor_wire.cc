@@ -61,12 +61,12 @@ Status FillTensorMeta(const at::Tensor& t, wire::TensorMeta* meta) {
   return Status::Ok();
 }
 
-Result<at::Tensor> AllocateForMeta(const wire::TensorMeta& meta) {
+Result<at::Tensor> AllocateForMeta(const wire::TensorMeta& meta, bool pinned) {
   auto st = FromWireDType(meta.dtype());
   if (!st.ok()) return st.status();
   std::vector<int64_t> shape(meta.shape().begin(), meta.shape().end());
   try {
-    return at::empty(shape, at::TensorOptions().dtype(*st).device(at::kCPU));
+    return at::empty(shape, at::TensorOptions().dtype(*st).device(at::kCPU).pinned_memory(pinned));
   } catch (const std::exception& e) {
     return ResourceExhaustedError(std::string("cannot allocate tensor: ") + e.what());
   }

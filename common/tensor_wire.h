@@ -16,8 +16,10 @@ Result<at::ScalarType> FromWireDType(int dtype);
 Status FillTensorMeta(const at::Tensor& t, wire::TensorMeta* meta);
 
 // An empty CPU tensor with the dtype and shape of `meta`, to receive a body into. Call
-// ValidateTensorMeta first: this function trusts `meta`.
-Result<at::Tensor> AllocateForMeta(const wire::TensorMeta& meta);
+// ValidateTensorMeta first: this function trusts `meta`. `pinned`: page-locked host memory
+// (CUDA's caching host allocator; only where CUDA is available), which the edge server receives
+// into when it computes on a GPU, so that the copy to the GPU is one DMA that need not block.
+Result<at::Tensor> AllocateForMeta(const wire::TensorMeta& meta, bool pinned = false);
 
 // A frame whose body is `t` (moved to the CPU and made contiguous if needed; the frame keeps that
 // tensor alive). `meta` must already describe t (see FillTensorMeta).

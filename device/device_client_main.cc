@@ -35,6 +35,7 @@
 
 #include "common/codec.h"
 #include "common/decision/online_law.h"
+#include "common/handshake.h"
 #include "common/model_zoo.h"
 #include "common/torchscript_model.h"
 #include "device/edge_client.h"
@@ -75,6 +76,11 @@ struct Config {
   int io_timeout_ms = 30000;
   int reconnect_ms = 500;
   uint32_t deadline_ms = 0;
+  // Security (issue 8): TLS on the link, and the server's token.
+  bool tls = false;
+  std::string tls_ca;
+  std::string tls_server_name;
+  std::string auth_token_file;
   // --codec: how the tensor at the split travels (fp32: the raw body, as before codecs).
   CodecSpec codec;
   // Live splitting (empty policy: the fixed --split of before).
@@ -264,7 +270,12 @@ class Runner {
       if (st.code() == StatusCode::kResourceExhausted) {
         FinishLocally(inf, "edge refused: " + st.message());
       } else {
+        // The connection is gone: the requests already sent on it can never be answered, so
+        // they finish locally now rather than after an io timeout on the next connection.
         OnConnectionLost(st);
+        auto lost = std::move(pending_);
+        pending_.clear();
+        for (auto& [id, other] : lost) FinishLocally(other, "edge lost: " + st.ToString());
         FinishLocally(inf, "send failed: " + st.ToString());
       }
       return;
@@ -370,7 +381,18 @@ class Runner {
     Inference inf = std::move(it->second);
     pending_.erase(it);
     if (!reply->status.ok()) {
+      // UNAVAILABLE: the server drains or stops. Once this connection's other replies are in,
+      // leave it; the next connect prefers another edge server (--server a,b,...).
+      if (reply->status.code() == StatusCode::kUnavailable) {
+        client_->MarkUnhealthy();
+        leave_after_replies_ = true;
+      }
       FinishLocally(inf, "edge refused: " + reply->status.ToString());
+      if (leave_after_replies_ && pending_.empty()) {
+        leave_after_replies_ = false;
+        client_->Close();
+        next_connect_ = Clock::now();
+      }
       return;
     }
     Finish(inf, reply->output, "edge", &reply.value(), std::nullopt);
@@ -500,6 +522,7 @@ class Runner {
   const Config& cfg_;
   std::shared_ptr<SplitModel> model_;
   EdgeClient* client_;
+  bool leave_after_replies_ = false;  // the server said UNAVAILABLE (see ReadOne)
   LiveContext live_;
   std::map<uint64_t, Inference> pending_;
   std::vector<json> records_;
@@ -687,7 +710,9 @@ int main(int argc, char** argv) {
   Config cfg;
   ZooOptions zoo;
   std::vector<int64_t> ts_input_shape;
-  app.add_option("--server", cfg.server, "edge_server HOST:PORT (omit to run everything locally)");
+  app.add_option("--server", cfg.server,
+                 "edge_server HOST:PORT, or a comma-separated list tried in order of health "
+                 "(failover); omit to run everything locally");
   app.add_option("--model", cfg.model, "zoo model name (or the name of --torchscript)");
   app.add_option("--version", cfg.version, "model version")->check(CLI::Range(1u, 1000000u));
   app.add_option("--torchscript", cfg.torchscript, "TorchScript chain file instead of the zoo");
@@ -798,6 +823,14 @@ int main(int argc, char** argv) {
   app.add_option("--reconnect-ms", cfg.reconnect_ms, "wait before retrying a failed connect")
       ->check(CLI::Range(0, 3600000));
   app.add_option("--deadline-ms", cfg.deadline_ms, "edge deadline per request (0: server default)");
+  app.add_flag("--tls", cfg.tls, "TLS to the edge server (it must run with --tls-cert/--tls-key)");
+  app.add_option("--tls-ca", cfg.tls_ca, "PEM CA that signed the server (default: system store)")
+      ->check(CLI::ExistingFile);
+  app.add_option("--tls-server-name", cfg.tls_server_name,
+                 "name the server's certificate must carry (default: the host of --server)");
+  app.add_option("--auth-token-file", cfg.auth_token_file,
+                 "file whose first line is the server's auth token")
+      ->check(CLI::ExistingFile);
   CLI11_PARSE(app, argc, argv);
 
   if (cfg.threads > 0) torch::set_num_threads(cfg.threads);
@@ -857,11 +890,27 @@ int main(int argc, char** argv) {
   copts.connect_timeout = std::chrono::milliseconds(cfg.connect_timeout_ms);
   copts.io_timeout = std::chrono::milliseconds(cfg.io_timeout_ms);
   if (!cfg.server.empty()) {
-    Status st = ParseHostPort(cfg.server, &copts.host, &copts.port);
+    std::vector<EdgeAddress> servers;
+    Status st = ParseEdgeAddresses(cfg.server, &servers);
     if (!st.ok()) {
       std::cerr << "device_client: --server: " << st.message() << "\n";
       return 2;
     }
+    copts.host = servers.front().host;
+    copts.port = servers.front().port;
+    copts.fallbacks.assign(servers.begin() + 1, servers.end());
+    copts.failover_backoff = std::chrono::milliseconds(std::max(cfg.reconnect_ms, 100));
+  }
+  copts.tls = cfg.tls || !cfg.tls_ca.empty() || !cfg.tls_server_name.empty();
+  copts.tls_ca_file = cfg.tls_ca;
+  copts.tls_server_name = cfg.tls_server_name;
+  if (!cfg.auth_token_file.empty()) {
+    auto token = ReadSecretFile(cfg.auth_token_file);
+    if (!token.ok()) {
+      std::cerr << "device_client: --auth-token-file: " << token.status().message() << "\n";
+      return 2;
+    }
+    copts.auth_token = *token;
   }
   // Live splitting: cost model, emulated uplink, one decision source per policy.
   decision::CostOptions cost_options;

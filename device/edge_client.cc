@@ -6,12 +6,81 @@
 
 namespace splitinfer {
 
+Status ParseEdgeAddresses(const std::string& list, std::vector<EdgeAddress>* out) {
+  out->clear();
+  size_t start = 0;
+  while (start <= list.size()) {
+    const size_t comma = std::min(list.find(',', start), list.size());
+    EdgeAddress a;
+    SPLITINFER_RETURN_IF_ERROR(ParseHostPort(list.substr(start, comma - start), &a.host, &a.port));
+    out->push_back(std::move(a));
+    start = comma + 1;
+  }
+  if (out->size() > 64) return InvalidArgumentError("at most 64 edge servers");
+  return Status::Ok();
+}
+
+EdgeClient::EdgeClient(EdgeClientOptions options) : options_(std::move(options)) {
+  health_.push_back(Health{EdgeAddress{options_.host, options_.port}});
+  for (const auto& a : options_.fallbacks) health_.push_back(Health{a});
+}
+
+void EdgeClient::Failed(size_t i) {
+  Health& h = health_[i];
+  h.failures = std::min(h.failures + 1, 16);
+  auto backoff = options_.failover_backoff * (1 << std::min(h.failures - 1, 5));
+  backoff = std::min<std::chrono::milliseconds>(backoff, std::chrono::seconds(30));
+  h.retry_at = std::chrono::steady_clock::now() + backoff;
+}
+
+void EdgeClient::MarkUnhealthy() { Failed(current_); }
+
 Status EdgeClient::Connect() {
   handshake_done_ = false;
-  SPLITINFER_RETURN_IF_ERROR(conn_.Connect(options_.host, options_.port, options_.connect_timeout));
+  if (options_.tls && !tls_context_) {
+    auto ctx = MakeClientTlsContext(options_.tls_ca_file);
+    if (!ctx.ok()) return ctx.status();
+    tls_context_ = std::move(*ctx);
+  }
+  if (health_.size() == 1) {  // no failover: the error as it is
+    Status st = ConnectTo(health_[0].address);
+    if (st.ok()) health_[0].failures = 0;
+    return st;
+  }
+  // Healthy addresses in the order given, then the others by the end of their back-off.
+  const auto now = std::chrono::steady_clock::now();
+  std::vector<size_t> order(health_.size());
+  for (size_t i = 0; i < order.size(); ++i) order[i] = i;
+  std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) {
+    const bool ra = health_[a].retry_at <= now;
+    const bool rb = health_[b].retry_at <= now;
+    if (ra != rb) return ra;
+    return !ra && health_[a].retry_at < health_[b].retry_at;
+  });
+  std::string tried;
+  Status last;
+  for (size_t i : order) {
+    current_ = i;
+    last = ConnectTo(health_[i].address);
+    if (last.ok()) {
+      health_[i].failures = 0;
+      health_[i].retry_at = {};
+      return last;
+    }
+    Failed(i);
+    tried += (tried.empty() ? "" : "; ") + health_[i].address.ToString() + ": " + last.ToString();
+  }
+  return Status(last.code(), "no edge server reachable (" + tried + ")");
+}
+
+Status EdgeClient::ConnectTo(const EdgeAddress& address) {
+  handshake_done_ = false;
+  SPLITINFER_RETURN_IF_ERROR(conn_.Connect(address.host, address.port, options_.connect_timeout,
+                                           tls_context_.get(), options_.tls_server_name));
   wire::Hello hello;
   hello.set_protocol_version(kProtocolVersion);
   hello.set_client_name(options_.client_name);
+  hello.set_auth_token(options_.auth_token);
   SPLITINFER_RETURN_IF_ERROR(
       conn_.WriteFrame(MakeFrame(MessageType::kHello, hello), options_.io_timeout));
   FrameHeader header;

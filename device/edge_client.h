@@ -4,12 +4,22 @@
 // be in flight: SendRequest() any number (up to the server's max_in_flight), then ReadReply()
 // returns replies in the order they arrive, each carrying its request id.
 // Not thread-safe: one thread owns an EdgeClient.
+//
+// Failover (issue 8): with `fallbacks`, Connect() tries every edge server in order of health: the
+// ones that have not failed lately in the order given (host:port first), then the others by how
+// soon their back-off ends. A failed connect or handshake, or MarkUnhealthy(), puts an address
+// in back-off (failover_backoff, doubled per failure in a row, at most 30 s).
+// TLS and the auth token (issue 8): `tls` wraps the connection in TLS 1.2+ verifying the
+// server's certificate against tls_ca_file for tls_server_name (default: the host); the Hello
+// carries `auth_token` when the server requires one (refusal: kUnauthenticated).
 #pragma once
 
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <string>
+#include <vector>
 
 #include <ATen/ATen.h>
 
@@ -20,9 +30,24 @@
 
 namespace splitinfer {
 
+struct EdgeAddress {
+  std::string host;
+  uint16_t port = 0;
+  std::string ToString() const { return host + ":" + std::to_string(port); }
+};
+
+// Parses "HOST:PORT[,HOST:PORT...]" (device_client --server). kInvalidArgument on a bad entry.
+Status ParseEdgeAddresses(const std::string& list, std::vector<EdgeAddress>* out);
+
 struct EdgeClientOptions {
   std::string host = "127.0.0.1";
   uint16_t port = 0;
+  std::vector<EdgeAddress> fallbacks;  // tried after host:port, by health (see above)
+  std::chrono::milliseconds failover_backoff{1000};
+  bool tls = false;
+  std::string tls_ca_file;      // PEM; empty: the system's trust store
+  std::string tls_server_name;  // the name the certificate must carry; empty: the host
+  std::string auth_token;       // sent in the Hello; empty: none
   std::chrono::milliseconds connect_timeout{2000};
   std::chrono::milliseconds io_timeout{30000};  // one frame write, or waiting for one reply
   FrameLimits limits;                           // applied to replies
@@ -44,12 +69,19 @@ struct InferResult {
 
 class EdgeClient {
  public:
-  explicit EdgeClient(EdgeClientOptions options) : options_(std::move(options)) {}
+  explicit EdgeClient(EdgeClientOptions options);
 
-  // TCP connect and the Hello handshake. kFailedPrecondition on a protocol version mismatch,
-  // kUnavailable when nobody listens, kDeadlineExceeded on a timeout.
+  // TCP connect (and TLS) and the Hello handshake, to the healthiest address (see above).
+  // kFailedPrecondition on a protocol version mismatch, kUnauthenticated on a refused token,
+  // kUnavailable when nobody listens, kDeadlineExceeded on a timeout: with several addresses,
+  // the error of the last one tried, prefixed with every address tried.
   Status Connect();
   bool connected() const { return conn_.is_open() && handshake_done_; }
+  // The address of the current (or last) connection.
+  const EdgeAddress& address() const { return health_[current_].address; }
+  // Puts the current address in back-off (e.g. it answered "draining"); the caller closes the
+  // connection when it is done with it, and the next Connect() prefers another address.
+  void MarkUnhealthy();
   const wire::HelloReply& server_info() const { return server_info_; }
 
   // Sends `input` as the tensor at `request.boundary()` (fills request.tensor). The tensor is
@@ -88,7 +120,20 @@ class EdgeClient {
   // closes the connection and fails.
   Status ReadFrameOf(MessageType type, FrameHeader* header, std::string* meta);
 
+  // One address: TCP (+ TLS) and the handshake.
+  Status ConnectTo(const EdgeAddress& address);
+
+  struct Health {
+    EdgeAddress address;
+    int failures = 0;  // in a row
+    std::chrono::steady_clock::time_point retry_at{};
+  };
+  void Failed(size_t i);
+
   EdgeClientOptions options_;
+  std::vector<Health> health_;  // host:port, then the fallbacks
+  size_t current_ = 0;
+  std::shared_ptr<ssl::context> tls_context_;  // made on the first TLS connect
   BlockingConnection conn_;
   wire::HelloReply server_info_;
   bool handshake_done_ = false;

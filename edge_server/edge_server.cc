@@ -10,8 +10,10 @@
 
 #include "common/codec.h"
 #include "common/frame_io.h"
+#include "common/handshake.h"
 #include "common/log.h"
 #include "common/tensor_wire.h"
+#include "common/tls.h"
 #include "edge_server/placement_service.h"
 
 namespace splitinfer {
@@ -91,6 +93,12 @@ class EdgeServer::Impl {
   EdgeServerStats* const stats;
   EdgeServerMetrics* const metrics;
   wire::HelloReply hello;  // template of the handshake answer, filled by Start()
+  HandshakePolicy handshake;
+  std::shared_ptr<ssl::context> tls;  // set by Start() when TLS is on
+  // Models on a CUDA device: request bodies are received into pinned host memory, a batch is
+  // gathered into pinned memory and moved to the GPU with one non-blocking copy, and outputs
+  // come back into pinned memory (set by Start()).
+  bool pin_host_memory = false;
 
   // Declared before io so that sessions destroyed with io's pending handlers find them alive.
   std::mutex mu;
@@ -132,14 +140,15 @@ static void CountReply(EdgeServer::Impl* server, wire::StatusCode code) {
 class Session : public std::enable_shared_from_this<Session> {
  public:
   Session(tcp::socket socket, EdgeServer::Impl* server)
-      : socket_(std::move(socket)),
-        read_timer_(socket_.get_executor()),
-        write_timer_(socket_.get_executor()),
+      : stream_(std::move(socket)),
+        read_timer_(stream_.get_executor()),
+        write_timer_(stream_.get_executor()),
         server_(server),
         opts_(server->options) {
     boost::system::error_code ec;
-    auto ep = socket_.remote_endpoint(ec);
+    auto ep = stream_.socket().remote_endpoint(ec);
     peer_ = ec ? "?" : ep.address().to_string() + ":" + std::to_string(ep.port());
+    if (server_->tls) stream_.EnableTls(*server_->tls);
   }
 
   ~Session() {
@@ -149,21 +158,23 @@ class Session : public std::enable_shared_from_this<Session> {
   void Start() {
     counted_ = true;
     server_->metrics->connected_devices.Add(1);
-    asio::dispatch(socket_.get_executor(), [self = shared_from_this()] {
+    asio::dispatch(stream_.get_executor(), [self = shared_from_this()] {
       boost::system::error_code ec;
-      self->socket_.set_option(tcp::no_delay(true), ec);
-      self->ReadHeader();
+      self->stream_.socket().set_option(tcp::no_delay(true), ec);
+      self->Handshake([self] { self->ReadHeader(); });
     });
   }
 
-  // Refuses the connection with `status` (e.g. too many connections).
+  // Refuses the connection with `status` (e.g. too many connections): an ErrorReply (after the
+  // TLS handshake, when TLS is on, so that the device can read why), then close.
   void Reject(const Status& status) {
-    asio::dispatch(socket_.get_executor(),
-                   [self = shared_from_this(), status] { self->FailConnection(status); });
+    asio::dispatch(stream_.get_executor(), [self = shared_from_this(), status] {
+      self->Handshake([self, status] { self->FailConnection(status); });
+    });
   }
 
   void Shutdown() {
-    asio::dispatch(socket_.get_executor(),
+    asio::dispatch(stream_.get_executor(),
                    [self = shared_from_this()] { self->Close("server shutting down"); });
   }
 
@@ -172,7 +183,7 @@ class Session : public std::enable_shared_from_this<Session> {
 
   // A compute thread's reply to one of this session's requests: written on the strand.
   void Deliver(OutgoingFrame frame, Clock::time_point receipt) {
-    asio::post(socket_.get_executor(),
+    asio::post(stream_.get_executor(),
                [self = shared_from_this(), frame = std::move(frame), receipt]() mutable {
                  --self->in_flight_;
                  self->server_->metrics->total.ObserveMicros(MicrosSince(receipt));
@@ -182,6 +193,28 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
  private:
+  // ---- TLS ---------------------------------------------------------------------------------
+
+  // Runs `next` at once on a plain connection; on a TLS one after the TLS handshake, which must
+  // finish within handshake_timeout (a failed one closes the connection, counted and logged).
+  template <typename Next>
+  void Handshake(Next next) {
+    if (!stream_.tls_enabled()) return next();
+    ArmReadTimer(opts_.handshake_timeout);
+    stream_.tls().async_handshake(
+        ssl::stream_base::server,
+        [self = shared_from_this(), next = std::move(next)](const boost::system::error_code& ec) {
+          self->CancelReadTimer();
+          if (self->closed_) return;
+          if (ec) {
+            self->server_->stats->tls_handshake_failures++;
+            log::Info(self->peer_ + ": TLS handshake failed: " + TlsErrorText(ec));
+            return self->Close("TLS handshake failed");
+          }
+          next();
+        });
+  }
+
   // ---- reading -------------------------------------------------------------------------------
 
   // A chunk stream counts as a full window: no request is read while one is being sent.
@@ -199,11 +232,11 @@ class Session : public std::enable_shared_from_this<Session> {
     // Waiting for a frame to start may take idle_timeout; once its first byte is here, the
     // rest of the frame must follow within io_timeout (a stalled peer is dropped).
     ArmReadTimer(handshake_done_ ? opts_.idle_timeout : opts_.handshake_timeout);
-    asio::async_read(socket_, asio::buffer(header_buf_), asio::transfer_at_least(1),
+    asio::async_read(stream_, asio::buffer(header_buf_), asio::transfer_at_least(1),
                      [self = shared_from_this()](const boost::system::error_code& ec, size_t n) {
                        if (ec || n == self->header_buf_.size()) return self->OnHeader(ec);
                        self->ArmReadTimer(self->opts_.io_timeout);
-                       asio::async_read(self->socket_, asio::buffer(self->header_buf_) + n,
+                       asio::async_read(self->stream_, asio::buffer(self->header_buf_) + n,
                                         [self](const boost::system::error_code& ec, size_t) {
                                           self->OnHeader(ec);
                                         });
@@ -218,7 +251,7 @@ class Session : public std::enable_shared_from_this<Session> {
     header_ = *h;
     meta_buf_.resize(header_.meta_len);
     ArmReadTimer(opts_.io_timeout);
-    asio::async_read(socket_, asio::buffer(meta_buf_),
+    asio::async_read(stream_, asio::buffer(meta_buf_),
                      [self = shared_from_this()](const boost::system::error_code& ec, size_t) {
                        self->OnMeta(ec);
                      });
@@ -250,19 +283,17 @@ class Session : public std::enable_shared_from_this<Session> {
     Status st = ParseMeta(meta_buf_, &hello);
     if (!st.ok()) return FailConnection(st);
     wire::HelloReply reply = server_->hello;
-    for (auto& info : server_->models->List()) *reply.add_models() = info;  // versions come and go
-    if (hello.protocol_version() != kProtocolVersion) {
-      reply.set_code(wire::FAILED_PRECONDITION);
-      reply.set_message("protocol version mismatch: client speaks " +
-                        std::to_string(hello.protocol_version()) + ", server speaks " +
-                        std::to_string(kProtocolVersion));
-      log::Warn(peer_ + ": " + reply.message());
+    // Version, then token (common/handshake.h); a refusal names no model and reads no more.
+    if (!CheckHello(hello, server_->handshake, &reply)) {
+      log::Warn(peer_ + ": handshake refused: " + reply.message());
       server_->stats->frames_rejected++;
+      if (reply.code() == wire::UNAUTHENTICATED) server_->stats->auth_failures++;
       close_after_write_ = true;
       CancelReadTimer();
       QueueWrite(MakeFrame(MessageType::kHelloReply, reply));
       return;
     }
+    for (auto& info : server_->models->List()) *reply.add_models() = info;  // versions come and go
     handshake_done_ = true;
     log::Debug(peer_ + ": hello from '" + hello.client_name() + "'");
     QueueWrite(MakeFrame(MessageType::kHelloReply, reply));
@@ -286,7 +317,7 @@ class Session : public std::enable_shared_from_this<Session> {
     const bool raw = IsRawTensorBody(req->tensor());
     Result<at::Tensor> buffer = InternalError("unset");
     if (raw) {
-      buffer = AllocateForMeta(req->tensor());
+      buffer = AllocateForMeta(req->tensor(), server_->pin_host_memory);
     } else {
       try {
         buffer = at::empty({static_cast<int64_t>(header_.body_len)},
@@ -300,7 +331,7 @@ class Session : public std::enable_shared_from_this<Session> {
     auto body = std::make_shared<at::Tensor>(std::move(*buffer));
     ArmReadTimer(opts_.io_timeout);
     asio::async_read(
-        socket_, asio::buffer(body->data_ptr(), body->nbytes()),
+        stream_, asio::buffer(body->data_ptr(), body->nbytes()),
         [self = shared_from_this(), req, body, raw](const boost::system::error_code& ec, size_t) {
           if (ec) return self->OnReadError(ec);
           self->CancelReadTimer();
@@ -400,7 +431,7 @@ class Session : public std::enable_shared_from_this<Session> {
         reply.set_model(req->model());
         frame = MakeFrame(MessageType::kPlacementReply, reply);
       }
-      asio::post(self->socket_.get_executor(), [self, frame = std::move(frame)]() mutable {
+      asio::post(self->stream_.get_executor(), [self, frame = std::move(frame)]() mutable {
         --self->in_flight_;
         self->QueueWrite(std::move(frame));
         self->MaybeResumeRead();
@@ -569,7 +600,7 @@ class Session : public std::enable_shared_from_this<Session> {
     write_timer_.async_wait([self = shared_from_this()](const boost::system::error_code& ec) {
       if (!ec && self->write_timer_.expiry() <= Clock::now()) self->Close("write timed out");
     });
-    asio::async_write(socket_, FrameBuffers(write_queue_.front().frame),
+    asio::async_write(stream_, FrameBuffers(write_queue_.front().frame),
                       [self = shared_from_this()](const boost::system::error_code& ec, size_t) {
                         self->OnWrite(ec);
                       });
@@ -612,8 +643,9 @@ class Session : public std::enable_shared_from_this<Session> {
     read_timer_.cancel();
     write_timer_.cancel();
     boost::system::error_code ignored;
-    socket_.shutdown(tcp::socket::shutdown_both, ignored);
-    socket_.close(ignored);
+    // No TLS close_notify: frames carry their lengths, and a peer may be gone or hostile.
+    stream_.socket().shutdown(tcp::socket::shutdown_both, ignored);
+    stream_.socket().close(ignored);
     // A write in progress still owns the front frame's buffers until OnWrite runs.
     if (!writing_) DropWriteQueue();
     if (counted_) {
@@ -627,7 +659,7 @@ class Session : public std::enable_shared_from_this<Session> {
     bool answers = false;  // see QueueWrite()
   };
 
-  tcp::socket socket_;
+  MaybeTlsStream stream_;
   asio::steady_timer read_timer_;
   asio::steady_timer write_timer_;
   EdgeServer::Impl* const server_;
@@ -718,13 +750,38 @@ void RunBatch(std::vector<Job> jobs, EdgeServer::Impl* server) {
     const auto compute_start = Clock::now();
     Result<at::Tensor> out = InternalError("not run");
     try {
-      at::Tensor x = inputs.size() == 1 ? inputs.front() : at::cat(inputs, 0);
+      at::Tensor x;
+      if (server->pin_host_memory) {
+        // One gather into pinned memory (none for a lone request: its body is pinned already),
+        // then one asynchronous host-to-device copy, ordered before the units on the stream.
+        if (inputs.size() == 1) {
+          x = inputs.front();
+        } else {
+          int64_t rows = 0;
+          for (const auto& t : inputs) rows += t.size(0);
+          std::vector<int64_t> shape = inputs.front().sizes().vec();
+          shape[0] = rows;
+          x = at::empty(shape, inputs.front().options().pinned_memory(true));
+          at::cat_out(x, inputs, 0);
+        }
+        x = x.to(model.device(), /*non_blocking=*/true);
+      } else {
+        x = inputs.size() == 1 ? inputs.front() : at::cat(inputs, 0);
+      }
       out = model.RunRangeChecked(x, boundary, model.num_units());
     } catch (const std::exception& e) {  // at::cat: out of memory for the batch
       out = ResourceExhaustedError(std::string("cannot batch the inputs: ") + e.what());
     }
     at::Tensor cpu_out;
-    if (out.ok()) cpu_out = out->to(at::kCPU).contiguous();  // syncs a GPU before timing ends
+    if (out.ok()) {
+      if (out->is_cuda()) {
+        // Into pinned memory: the device-to-host copy is a DMA; it syncs before timing ends.
+        cpu_out = at::empty(out->sizes(), out->options().device(at::kCPU).pinned_memory(true));
+        cpu_out.copy_(*out);
+      } else {
+        cpu_out = out->to(at::kCPU).contiguous();
+      }
+    }
     const uint64_t compute_us = MicrosSince(compute_start);
     metrics.batches.Add();
     metrics.batched_requests.Add(runnable.size());
@@ -950,6 +1007,16 @@ Status EdgeServer::Start() {
                             std::to_string(s.options.port) + ": " + ec.message());
   }
   port_ = s.acceptor.local_endpoint().port();
+  if (!s.options.tls_cert_file.empty() || !s.options.tls_key_file.empty()) {
+    auto ctx = MakeServerTlsContext(s.options.tls_cert_file, s.options.tls_key_file);
+    if (!ctx.ok()) {
+      s.acceptor.close(ec);
+      return ctx.status();
+    }
+    s.tls = std::move(*ctx);
+  }
+  s.handshake.auth_token = s.options.auth_token;
+  s.pin_host_memory = s.models->device().is_cuda();
 
   s.hello.set_protocol_version(kProtocolVersion);
   s.hello.set_code(wire::OK);
@@ -1078,6 +1145,11 @@ std::string EdgeServer::MetricsText() const {
   out.Counter(p + "frames_rejected_total",
               "Frames that broke framing or the handshake (the connection was closed)",
               stats_.frames_rejected.load());
+  out.Counter(p + "tls_handshake_failures_total",
+              "TLS handshakes that failed or timed out (the connection was closed)",
+              stats_.tls_handshake_failures.load());
+  out.Counter(p + "auth_failures_total", "Hellos refused UNAUTHENTICATED (missing or wrong token)",
+              stats_.auth_failures.load());
   out.Counter(p + "connections_accepted_total", "Device connections accepted",
               stats_.connections_accepted.load());
   out.Counter(p + "connections_rejected_total", "Device connections refused (max connections)",

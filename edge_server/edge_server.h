@@ -55,6 +55,13 @@ struct EdgeServerOptions {
   uint32_t max_batch_size = 1;
   std::chrono::microseconds max_batch_delay{2000};
   std::string server_name = "splitinfer-edge";
+  // TLS on the device port (both set: every connection must handshake TLS 1.2+; both empty:
+  // plain TCP). PEM files: the certificate chain (leaf first) and its private key.
+  std::string tls_cert_file;
+  std::string tls_key_file;
+  // A shared secret every Hello must carry (empty: none). A missing or wrong one is refused
+  // with UNAUTHENTICATED before anything else is read. Use it with TLS.
+  std::string auth_token;
   // Fault injection for tests of the placement download (issue 7); 0 = off. The first N chunks
   // the server sends have one byte flipped; the connection serving chunk number N is dropped
   // (once per server) instead of sending it.
@@ -74,13 +81,15 @@ struct EdgeServerStats {
   std::atomic<uint64_t> placements{0};
   std::atomic<uint64_t> chunks_served{0};
   std::atomic<uint64_t> chunk_bytes_served{0};
+  std::atomic<uint64_t> tls_handshake_failures{0};
+  std::atomic<uint64_t> auth_failures{0};  // Hellos refused UNAUTHENTICATED
 };
 
 // Hot-path metrics beside EdgeServerStats (edge_server/metrics.h; exported by MetricsText()).
 // An inference request is "in flight" from the moment its body has been read until its reply
 // has been written (or dropped with its connection).
 struct EdgeServerMetrics {
-  static constexpr size_t kCodes = 16;           // wire::StatusCode values are < 16
+  static constexpr size_t kCodes = 17;           // wire::StatusCode values are < 17
   std::array<Counter, kCodes> requests_by_code;  // InferReplies sent, by wire::StatusCode
   Counter bytes_in;                              // frame bytes read (header + meta + body)
   Counter bytes_out;                             // frame bytes written

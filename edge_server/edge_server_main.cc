@@ -20,6 +20,7 @@
 #include <CLI/CLI.hpp>
 
 #include "common/frame_io.h"
+#include "common/handshake.h"
 #include "common/log.h"
 #include "edge_server/admin_http.h"
 #include "edge_server/edge_server.h"
@@ -119,6 +120,14 @@ int main(int argc, char** argv) {
   app.add_option("--drain-timeout-s", drain_timeout_s,
                  "on SIGTERM/SIGINT, wait this long for received requests to be answered")
       ->check(CLI::Range(0.0, 86400.0));
+  std::string auth_token_file;
+  app.add_option("--tls-cert", opts.tls_cert_file,
+                 "PEM certificate chain: devices must connect with TLS (with --tls-key; "
+                 "scripts/make_certs.sh makes test ones)");
+  app.add_option("--tls-key", opts.tls_key_file, "PEM private key of --tls-cert");
+  app.add_option("--auth-token-file", auth_token_file,
+                 "file whose first line is a token every device must send in its Hello "
+                 "(refused: UNAUTHENTICATED); use with TLS");
   app.add_flag("--cpu", force_cpu, "run on the CPU even when CUDA is available");
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error")
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "off"}));
@@ -179,6 +188,21 @@ int main(int argc, char** argv) {
   opts.idle_timeout = std::chrono::seconds(idle_timeout_s);
   opts.io_timeout = std::chrono::milliseconds(io_timeout_ms);
   opts.max_batch_delay = std::chrono::microseconds(batch_delay_us);
+  if (opts.tls_cert_file.empty() != opts.tls_key_file.empty()) {
+    std::cerr << "edge_server: TLS needs both --tls-cert and --tls-key\n";
+    return 2;
+  }
+  if (!auth_token_file.empty()) {
+    auto token = ReadSecretFile(auth_token_file);
+    if (!token.ok()) {
+      std::cerr << "edge_server: --auth-token-file: " << token.status().message() << "\n";
+      return 2;
+    }
+    opts.auth_token = *token;
+    if (opts.tls_cert_file.empty()) {
+      log::Warn("--auth-token-file without TLS: the token crosses the network in clear text");
+    }
+  }
   std::string error;
   if (!zoo.IsValid(&error)) {
     std::cerr << "edge_server: " << error << "\n";

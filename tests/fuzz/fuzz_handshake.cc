@@ -4,11 +4,12 @@
 // without a socket; this target replays its pure steps, in its order, over the same functions:
 //   DecodeHeader (default FrameLimits; the server closes the connection on an error)
 //   -> a first frame other than Hello is refused (the server: "... before the Hello handshake")
-//   -> a Hello with a body is refused -> ParseMeta(Hello) -> protocol_version == kProtocolVersion,
-//      else a HelloReply with FAILED_PRECONDITION naming both versions
+//   -> a Hello with a body is refused -> ParseMeta(Hello) -> CheckHello (common/handshake.h, the
+//      very function OnHello calls): protocol version, then the auth token
 // and then checks the reply the server would send: MakeFrame(HelloReply) must decode on the
-// device side (DecodeHeader + ParseMeta) to the same code and message. Keep it in step with
-// OnHello when the handshake changes (e.g. a token check).
+// device side (DecodeHeader + ParseMeta) to the same code and message; a refusal names no model
+// and never echoes the token sent; OK only with the right token. The server here requires the
+// token kToken, which is in the seed corpus, so both outcomes are reached.
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
@@ -17,11 +18,14 @@
 #include <google/protobuf/stubs/logging.h>
 
 #include "common/frame.h"
+#include "common/handshake.h"
 #include "common/status.h"
 #include "splitinfer.pb.h"
 
 namespace splitinfer {
 namespace {
+
+constexpr char kToken[] = "fuzz-token";
 
 void Check(bool cond) {
   if (!cond) std::abort();
@@ -46,11 +50,19 @@ Result<wire::HelloReply> Handshake(const uint8_t* data, size_t size) {
   reply.set_protocol_version(kProtocolVersion);
   reply.set_server_name("fuzz");
   reply.set_max_body_bytes(limits.max_body_bytes);
-  if (hello.protocol_version() != kProtocolVersion) {
-    reply.set_code(wire::FAILED_PRECONDITION);
-    reply.set_message("protocol version mismatch: client speaks " +
-                      std::to_string(hello.protocol_version()) + ", server speaks " +
-                      std::to_string(kProtocolVersion));
+  HandshakePolicy policy;
+  policy.auth_token = kToken;
+  const bool ok = CheckHello(hello, policy, &reply);
+  Check(ok == (reply.code() == wire::OK));
+  Check(ok == (hello.protocol_version() == kProtocolVersion && hello.auth_token() == kToken));
+  if (!ok) {
+    Check(!reply.message().empty());
+    Check(reply.models_size() == 0);
+    // A token refusal is one of two fixed messages: it never echoes what was sent.
+    if (reply.code() == wire::UNAUTHENTICATED) {
+      Check(reply.message() == "wrong auth token" ||
+            reply.message().rfind("this server requires an auth token", 0) == 0);
+    }
   }
   return reply;
 }

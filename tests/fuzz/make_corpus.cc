@@ -33,10 +33,11 @@ void Write(const std::string& dir, const std::string& name, const std::string& b
   }
 }
 
-std::string HelloFrame(uint32_t version, const std::string& name) {
+std::string HelloFrame(uint32_t version, const std::string& name, const std::string& token = "") {
   wire::Hello hello;
   hello.set_protocol_version(version);
   hello.set_client_name(name);
+  hello.set_auth_token(token);
   return Bytes(MakeFrame(MessageType::kHello, hello));
 }
 
@@ -121,6 +122,9 @@ void WriteHandshakeCorpus(const std::string& dir) {
   Write(dir, "hello_empty_name", HelloFrame(kProtocolVersion, ""));
   Write(dir, "hello_version_2", HelloFrame(2, "device-0"));
   Write(dir, "hello_version_0", HelloFrame(0, "device-0"));
+  // fuzz_handshake's server requires the token "fuzz-token".
+  Write(dir, "hello_token", HelloFrame(kProtocolVersion, "device-0", "fuzz-token"));
+  Write(dir, "hello_wrong_token", HelloFrame(kProtocolVersion, "device-0", "fuzz-tokem"));
   wire::Hello hello;
   hello.set_protocol_version(kProtocolVersion);
   Write(dir, "broken_hello_with_body", Bytes(MakeFrame(MessageType::kHello, hello, "xyz", 3)));

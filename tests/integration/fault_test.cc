@@ -397,9 +397,8 @@ TEST(FaultTest, KillMidBatchLosesNoInferenceOnAnyDevice) {
 
 // The edge comes back on the same port after a SIGKILL: every inference still completes
 // exactly once, and every device, having fallen back locally meanwhile, reconnects and finishes
-// inferences on the edge again. (--io-timeout-ms 3000 bounds the stall of the device_client
-// bug that DISABLED_SendFailureFinishesTheOtherInFlightRequestsAtOnce shows, which a restart
-// also triggers.)
+// inferences on the edge again. (--io-timeout-ms 3000 bounds any read that waits on a dead
+// connection; SendFailureFinishesTheOtherInFlightRequestsAtOnce covers the send side.)
 TEST(FaultTest, DevicesReturnToARestartedEdge) {
   const std::vector<std::string> args =
       ServerArgs({"--compute-threads", "1", "--max-batch-size", "8"});
@@ -450,8 +449,7 @@ TEST(FaultTest, DevicesReturnToARestartedEdge) {
   }
   std::printf(
       "[restart] edge down %.0f ms (SIGKILL to listening again); %d devices x %d "
-      "inferences: %d on the edge, %d local (%d after an io timeout: see "
-      "DISABLED_SendFailureFinishesTheOtherInFlightRequestsAtOnce)\n",
+      "inferences: %d on the edge, %d local (%d after an io timeout)\n",
       down_ms, kDevices, kRequests, edge, local, timed_out);
 }
 
@@ -622,25 +620,15 @@ TEST(FaultTest, ConnectionsCutAtRandomPointsLoseNoInference) {
   EXPECT_TRUE(reply->status.ok()) << reply->status;
 }
 
-// A cut costs a reconnect, not an io timeout. DISABLED: it fails today (device_client bug).
+// A cut costs a reconnect, not an io timeout.
 // Scenario: 3 requests in flight; the proxy cuts the first connection in the middle of request
 // 2, with bytes of it unread, so the device gets a reset. The device's slowdown leaves the reset
 // time to arrive before it writes request 3, whose write then fails ("send failed").
-// device_client (device/device_client_main.cc, Runner::Start, the `!st.ok()` branch after
-// SendRequest) finishes request 3 locally and closes the connection, but leaves requests 1 and
-// 2, sent on that dead connection, in `pending_`: the next request reconnects, and 1 and 2 wait
-// for a reply that can never come, until the new connection fails or its read times out
-// (--io-timeout-ms, default 30 s), which then also throws away the new connection's own pending
-// requests. Nothing is lost or done twice, but those inferences take an io timeout instead of
-// milliseconds. Measured: requests 1 and 2 finished locally after 4.7-4.9 s ("edge lost:
-// DEADLINE_EXCEEDED: read timed out") with --io-timeout-ms 4000; in the random-cut test above the
-// same shows as single inferences of 1-4 s, and it also follows an edge restart
-// (DevicesReturnToARestartedEdge: 0-9 of 600 inferences). With the default 30 s io timeout, up to
-// --in-flight - 1 inferences of a device take 30 s whenever the edge goes away while the device
-// is between reads (computing or sending the next request). Fix: in that
-// branch, after OnConnectionLost(st), finish every entry of pending_ locally too ("edge lost: " +
-// st), as ReadOne() does when a read fails.
-TEST(FaultTest, DISABLED_SendFailureFinishesTheOtherInFlightRequestsAtOnce) {
+// device_client (Runner::Start, the `!st.ok()` branch after SendRequest) must then finish
+// requests 1 and 2, sent on that dead connection, locally at once ("edge lost: ..."), as
+// ReadOne() does when a read fails. Before the fix they stayed in `pending_` and waited for the
+// next connection's io timeout (measured 4.7-4.9 s with --io-timeout-ms 4000; 30 s by default).
+TEST(FaultTest, SendFailureFinishesTheOtherInFlightRequestsAtOnce) {
   FaultServer server(ServerArgs({}));
   ASSERT_GT(server.port(), 0);
   CuttingProxy::Plan plan;
