@@ -1,0 +1,241 @@
+// exits_sim: scores the controllers over (exit thresholds, split point) of issue 9 on one rate
+// series: optimal stopping with exits (os), the DDPG agent (rl), a common fixed threshold with the
+// best fixed split (fixed) and the plain BI splitter without exits (bi).
+//
+//   exits_sim --stats data/exits/digits_branchy_stats.json
+//             --profile data/profiles/digits_branchy.json --channel trace:data/traces/norway_car_7
+//             --controllers os,rl,fixed,bi --episodes 20000 --seed 1 --accuracy-weight 0.01 --json
+//
+// The series is fitted on its first part and scored on the rest; the held-out samples are split
+// in two: the first part calibrates os/fixed and trains rl, the rest is scored. JSON on stdout
+// with --json, a table otherwise; progress goes to stderr.
+#include <cmath>
+#include <iomanip>
+#include <iostream>
+#include <limits>
+#include <memory>
+#include <sstream>
+
+#include <CLI/CLI.hpp>
+
+#include "common/decision/exits.h"
+#include "common/decision/exits_rl.h"
+
+namespace sd = splitinfer::decision;
+
+namespace {
+
+nlohmann::json Num(double v) {
+  if (std::isfinite(v)) return v;
+  return nullptr;
+}
+
+nlohmann::json ThresholdsJson(const sd::Thresholds& t) {
+  nlohmann::json j = nlohmann::json::array();
+  for (size_t e = 0; e + 1 < t.size(); ++e) j.push_back(Num(t[e]));  // null: off
+  return j;
+}
+
+int Fail(const splitinfer::Status& s) {
+  std::cerr << "exits_sim: " << s.ToString() << "\n";
+  return 1;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"Score exit-threshold and split controllers (os, rl, fixed, bi) on a rate series"};
+  std::string stats_path = "data/exits/digits_branchy_stats.json";
+  std::string profile_path = "data/profiles/digits_branchy.json", config_path, channel_text;
+  std::string controllers = "os,rl,fixed,bi", grid_text;
+  int episodes = 20000;
+  uint64_t seed = 1;
+  double accuracy_weight = 0.01, fixed_threshold = std::numeric_limits<double>::quiet_NaN();
+  double slowdown = -1, w_energy = -1, w_time = -1, edge_speedup = -1;
+  bool json = false, global_thresholds = false;
+  sd::ExitWorldOptions wo;
+  sd::DdpgOptions ddpg;
+  app.add_option("--stats", stats_path, "exit statistics JSON (part A's schema)");
+  app.add_option("--profile", profile_path, "per-unit profile JSON (profile_model schema)");
+  app.add_option("--config", config_path, "cost options JSON (keys of CostOptions)");
+  app.add_option("--channel", channel_text,
+                 "trace:FILE (i.i.d. law) | markov-fit:FILE | gauss-markov:snr_db=X,doppler_hz=Y")
+      ->required();
+  app.add_option("--controllers", controllers, "comma list of os, rl, fixed, bi");
+  app.add_option("--episodes", episodes, "inferences scored")->check(CLI::Range(1, 100000000));
+  app.add_option("--seed", seed, "seed of the scoring draws and of the RL training");
+  app.add_option("--accuracy-weight", accuracy_weight,
+                 "cost of one wrong answer (cost units; seconds with the default weights)")
+      ->check(CLI::NonNegativeNumber);
+  app.add_option("--fixed-threshold", fixed_threshold,
+                 "fix the common threshold of 'fixed' (default: best of the grid); > 1: off");
+  app.add_option("--grid", grid_text, "threshold grid, comma list (default 0.5,...,0.99,off)");
+  app.add_flag("--global-thresholds", global_thresholds,
+               "os: one threshold vector for every channel state (default: per state at k = 0)");
+  app.add_option("--states", wo.num_states, "K, channel states")->check(CLI::Range(1, 1024));
+  app.add_option("--rate-scale", wo.rate_scale, "multiplies every trace rate");
+  app.add_option("--fit-fraction", wo.fit_fraction, "share of the series used to fit");
+  app.add_option("--calib-fraction", wo.calib_fraction, "share of the samples used to fit");
+  app.add_option("--slowdown", slowdown, "device time / profile time (overrides --config)");
+  app.add_option("--edge-speedup", edge_speedup, "profile time / edge time (overrides --config)");
+  app.add_option("--w-energy", w_energy, "weight of a joule (overrides --config)");
+  app.add_option("--w-time", w_time, "weight of a second (overrides --config)");
+  app.add_option("--train-steps", ddpg.train_steps, "rl: inferences simulated in training");
+  app.add_option("--warmup", ddpg.warmup, "rl: random actions before learning");
+  app.add_option("--hidden", ddpg.hidden, "rl: width of the two hidden layers");
+  app.add_option("--gamma", ddpg.gamma, "rl: discount");
+  app.add_option("--eval-every", ddpg.eval_every, "rl: snapshot check period (0: keep last)");
+  app.add_flag("--json", json, "JSON on stdout");
+  CLI11_PARSE(app, argc, argv);
+
+  std::vector<double> grid = sd::DefaultThresholdGrid();
+  if (!grid_text.empty()) {
+    grid.clear();
+    std::istringstream in(grid_text);
+    std::string item;
+    while (std::getline(in, item, ',')) {
+      if (item == "off") {
+        grid.push_back(sd::kExitOff);
+        continue;
+      }
+      char* end = nullptr;
+      const double v = std::strtod(item.c_str(), &end);
+      if (item.empty() || *end != '\0' || !(v >= 0))
+        return Fail(splitinfer::InvalidArgumentError("--grid: bad value '" + item + "'"));
+      grid.push_back(v > 1 ? sd::kExitOff : v);
+    }
+  }
+  sd::CostOptions co;
+  if (!config_path.empty()) {
+    auto c = sd::CostOptions::Load(config_path);
+    if (!c.ok()) return Fail(c.status());
+    co = *c;
+  }
+  if (slowdown > 0) co.device_slowdown = slowdown;
+  if (edge_speedup > 0) co.edge_speedup = edge_speedup;
+  if (w_energy >= 0) co.w_energy = w_energy;
+  if (w_time >= 0) co.w_time = w_time;
+  auto profile = sd::LoadProfile(profile_path);
+  if (!profile.ok()) return Fail(profile.status());
+  auto cost = sd::CostModel::Create(*profile, co);
+  if (!cost.ok()) return Fail(cost.status());
+  auto stats = sd::LoadExitStats(stats_path);
+  if (!stats.ok()) return Fail(stats.status());
+  auto channel = sd::ChannelSpec::Parse(channel_text);
+  if (!channel.ok()) return Fail(channel.status());
+  wo.seed = seed;
+  auto world = sd::BuildExitWorld(*cost, *stats, accuracy_weight, *channel, wo);
+  if (!world.ok()) return Fail(world.status());
+  const sd::ExitModel& model = *world->model;
+  ddpg.seed = seed;
+
+  std::vector<std::unique_ptr<sd::ExitController>> owned;
+  std::vector<nlohmann::json> info;
+  std::vector<double> expected, train_s;
+  std::istringstream list(controllers);
+  std::string name;
+  while (std::getline(list, name, ',')) {
+    nlohmann::json extra;
+    double exp_cost = std::numeric_limits<double>::quiet_NaN(), secs = 0.0;
+    if (name == "os") {
+      sd::OsControllerInfo oi;
+      auto c =
+          sd::MakeOsController(model, world->base, world->calib, grid, !global_thresholds, &oi);
+      if (!c.ok()) return Fail(c.status());
+      exp_cost = oi.expected_cost;
+      extra["combinations"] = oi.combinations;
+      for (const auto& t : oi.thresholds) extra["thresholds"].push_back(ThresholdsJson(t));
+      owned.push_back(std::move(*c));
+    } else if (name == "fixed") {
+      sd::FixedControllerInfo fi;
+      std::vector<double> g = grid;
+      if (!std::isnan(fixed_threshold)) g = {fixed_threshold > 1 ? sd::kExitOff : fixed_threshold};
+      auto c = sd::MakeFixedController(model, world->base, world->calib, g, &fi);
+      if (!c.ok()) return Fail(c.status());
+      exp_cost = fi.expected_cost;
+      extra["threshold"] = Num(fi.threshold);
+      extra["boundary"] = fi.boundary;
+      owned.push_back(std::move(*c));
+    } else if (name == "bi") {
+      auto c = sd::MakePlainBiController(model, world->base, world->calib, &exp_cost);
+      if (!c.ok()) return Fail(c.status());
+      owned.push_back(std::move(*c));
+    } else if (name == "rl") {
+      sd::DdpgReport rep;
+      std::cerr << "exits_sim: training DDPG (" << ddpg.train_steps << " steps) on " << channel_text
+                << "\n";
+      auto c = sd::TrainDdpg(*world, ddpg, &rep);
+      if (!c.ok()) return Fail(c.status());
+      secs = rep.train_s;
+      extra["updates"] = rep.updates;
+      extra["best_eval_cost"] = rep.best_eval_cost;
+      extra["best_eval_step"] = rep.best_eval_step;
+      extra["train_steps"] = ddpg.train_steps;
+      owned.push_back(std::move(*c));
+    } else {
+      return Fail(splitinfer::InvalidArgumentError("unknown controller '" + name +
+                                                   "' (os, rl, fixed, bi)"));
+    }
+    info.push_back(extra);
+    expected.push_back(exp_cost);
+    train_s.push_back(secs);
+  }
+  std::vector<sd::ExitController*> ptrs;
+  for (auto& c : owned) ptrs.push_back(c.get());
+  std::vector<sd::ControllerStats> res =
+      sd::EvaluateControllers(model, *world->score, world->eval, ptrs, episodes, seed);
+
+  if (json) {
+    nlohmann::json j;
+    j["model"] = stats->model;
+    j["channel"] = channel_text;
+    j["accuracy_weight"] = accuracy_weight;
+    j["episodes"] = episodes;
+    j["seed"] = seed;
+    j["num_states"] = world->base.num_states();
+    j["calib_samples"] = world->calib.size();
+    j["eval_samples"] = world->eval.size();
+    j["cost_options"] = co.ToJson();
+    for (size_t i = 0; i < res.size(); ++i) {
+      const sd::ControllerStats& s = res[i];
+      nlohmann::json c = {{"name", s.name},
+                          {"accuracy", s.accuracy},
+                          {"mean_latency_ms", s.mean_latency_ms},
+                          {"mean_energy_mj", s.mean_energy_mj},
+                          {"mean_cost", s.mean_cost},
+                          {"ci95", s.ci95},
+                          {"share_local", s.share_local},
+                          {"mean_offload_boundary", Num(s.mean_offload_boundary)},
+                          {"exit_counts", s.exit_counts},
+                          {"expected_cost", Num(expected[i])},
+                          {"train_s", train_s[i]},
+                          {"info", info[i]}};
+      j["controllers"].push_back(c);
+    }
+    std::cout << j.dump(2) << "\n";
+    return 0;
+  }
+  std::cout << "model " << stats->model << ", channel " << channel_text << ", accuracy weight "
+            << accuracy_weight << ", " << episodes
+            << " inferences, K = " << world->base.num_states() << "\n";
+  std::cout << std::left << std::setw(8) << "ctrl" << std::right << std::setw(10) << "accuracy"
+            << std::setw(14) << "latency ms" << std::setw(13) << "energy mJ" << std::setw(12)
+            << "cost" << std::setw(11) << "+-95%" << std::setw(12) << "model E" << std::setw(9)
+            << "local" << std::setw(10) << "train s"
+            << "\n"
+            << std::fixed;
+  for (size_t i = 0; i < res.size(); ++i) {
+    const sd::ControllerStats& s = res[i];
+    std::cout << std::left << std::setw(8) << s.name << std::right << std::setprecision(4)
+              << std::setw(10) << s.accuracy << std::setw(14) << s.mean_latency_ms << std::setw(13)
+              << s.mean_energy_mj << std::setprecision(6) << std::setw(12) << s.mean_cost
+              << std::setw(11) << s.ci95 << std::setw(12);
+    if (std::isfinite(expected[i]))
+      std::cout << expected[i];
+    else
+      std::cout << "-";
+    std::cout << std::setprecision(1) << std::setw(8) << 100 * s.share_local << "%"
+              << std::setprecision(2) << std::setw(10) << train_s[i] << "\n";
+  }
+  return 0;
+}
