@@ -12,6 +12,7 @@ packages=(
   libprotobuf-dev protobuf-compiler  # wire metadata
   libeigen3-dev                      # decision-core numerics
   libzstd-dev                        # lossless stage of the wire codecs (common/codec.h)
+  zlib1g-dev                         # reads data/digits/digits.csv.gz (common/exits/digits.h)
   libssl-dev                         # SHA-256 of model repository files (common/model_repo.h)
   libstb-dev                         # PNG/JPEG decoding of codec_fidelity's image inputs
   libgtest-dev libgmock-dev libbenchmark-dev
