@@ -52,7 +52,7 @@ int main(int argc, char** argv) {
   uint64_t seed = 1;
   double accuracy_weight = 0.01, fixed_threshold = std::numeric_limits<double>::quiet_NaN();
   double slowdown = -1, w_energy = -1, w_time = -1, edge_speedup = -1;
-  bool json = false, global_thresholds = false;
+  bool json = false, per_state = false;
   sd::ExitWorldOptions wo;
   sd::DdpgOptions ddpg;
   app.add_option("--stats", stats_path, "exit statistics JSON (part A's schema)");
@@ -70,8 +70,8 @@ int main(int argc, char** argv) {
   app.add_option("--fixed-threshold", fixed_threshold,
                  "fix the common threshold of 'fixed' (default: best of the grid); > 1: off");
   app.add_option("--grid", grid_text, "threshold grid, comma list (default 0.5,...,0.99,off)");
-  app.add_flag("--global-thresholds", global_thresholds,
-               "os: one threshold vector for every channel state (default: per state at k = 0)");
+  app.add_flag("--per-state", per_state,
+               "os: thresholds chosen per channel state at boundary 0 (default: one vector)");
   app.add_option("--states", wo.num_states, "K, channel states")->check(CLI::Range(1, 1024));
   app.add_option("--rate-scale", wo.rate_scale, "multiplies every trace rate");
   app.add_option("--fit-fraction", wo.fit_fraction, "share of the series used to fit");
@@ -139,8 +139,7 @@ int main(int argc, char** argv) {
     double exp_cost = std::numeric_limits<double>::quiet_NaN(), secs = 0.0;
     if (name == "os") {
       sd::OsControllerInfo oi;
-      auto c =
-          sd::MakeOsController(model, world->base, world->calib, grid, !global_thresholds, &oi);
+      auto c = sd::MakeOsController(model, world->base, world->calib, grid, per_state, &oi);
       if (!c.ok()) return Fail(c.status());
       exp_cost = oi.expected_cost;
       extra["combinations"] = oi.combinations;
