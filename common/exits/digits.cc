@@ -102,10 +102,19 @@ Result<DigitsData> LoadDigits(const std::string& path) {
     const std::string where = path + " line " + std::to_string(line_no);
     std::string line(buf);
     last_had_newline = !line.empty() && line.back() == '\n';
-    if (!last_had_newline && !gzeof(f)) {
-      status = InvalidArgumentError(where + ": longer than " + std::to_string(kMaxLine - 2) +
-                                    " characters");
-      break;
+    if (!last_had_newline) {
+      int errnum = Z_OK;
+      const char* msg = gzerror(f, &errnum);
+      if (errnum != Z_OK && errnum != Z_STREAM_END) {
+        status = DataLossError(path + ": corrupt or truncated gzip stream in line " +
+                               std::to_string(line_no) + " (" + msg + ")");
+        break;
+      }
+      if (!gzeof(f)) {
+        status = InvalidArgumentError(where + ": longer than " + std::to_string(kMaxLine - 2) +
+                                      " characters");
+        break;
+      }
     }
     if (last_had_newline) line.pop_back();
     if (!line.empty() && line.back() == '\r') line.pop_back();
