@@ -7,6 +7,7 @@
 #include <stdexcept>
 #include <utility>
 
+#include <ATen/CPUGeneratorImpl.h>
 #include <torch/torch.h>
 
 #include "common/exits/digits.h"
@@ -24,12 +25,32 @@ int64_t ParamBytes(torch::nn::Module& m) {
   return bytes;
 }
 
-// The global generator is process-wide; seeding and drawing the init under one lock keeps two
-// builds in two threads from interleaving.
-std::mutex& InitMutex() {
-  static std::mutex m;
-  return m;
-}
+// Seeds LibTorch's global CPU generator for the modules' default init and puts its previous
+// state back afterwards, so that a build leaves the global stream as it found it. A process-wide
+// lock keeps two builds in two threads from interleaving; other code drawing from the global
+// generator during a build would still disturb it.
+class ScopedGlobalSeed {
+ public:
+  explicit ScopedGlobalSeed(uint64_t seed)
+      : lock_(Mutex()), gen_(at::detail::getDefaultCPUGenerator()) {
+    std::lock_guard<std::mutex> g(gen_.mutex());
+    saved_ = gen_.get_state();
+    gen_.set_current_seed(seed);  // what torch::manual_seed does to the CPU generator
+  }
+  ~ScopedGlobalSeed() {
+    std::lock_guard<std::mutex> g(gen_.mutex());
+    gen_.set_state(saved_);
+  }
+
+ private:
+  static std::mutex& Mutex() {
+    static std::mutex m;
+    return m;
+  }
+  std::lock_guard<std::mutex> lock_;
+  at::Generator gen_;
+  at::Tensor saved_;
+};
 
 }  // namespace
 
@@ -64,8 +85,7 @@ Result<std::shared_ptr<BranchyModel>> BuildBranchyModel(const BranchyOptions& o)
   BranchyModel::Net& net = *m->net_;
   const std::vector<size_t> exit_units = {1, 2, 3};  // plus the final one after unit 5
   try {
-    std::lock_guard<std::mutex> lock(InitMutex());
-    torch::manual_seed(o.seed);
+    ScopedGlobalSeed seed(o.seed);
     int64_t channels = 1, side = o.input_size;
     const char* names[] = {"conv1", "conv2", "conv3", "conv4"};
     for (int i = 0; i < 4; ++i) {

@@ -13,8 +13,9 @@
 // linear(4C -> 10) on its unit's [C,H,W] output. Exit 3 is the final classifier itself (after
 // unit 5; its head is the identity). Each exit's logits are [n, 10].
 //
-// Weights come from a seed (LibTorch's default init, drawn from the global generator seeded
-// under a process-wide lock) and are then trained (train.h) or loaded (LoadWeights).
+// Weights come from a seed (LibTorch's default init, drawn from the global CPU generator seeded
+// with it under a process-wide lock, whose previous state is then restored) and are then
+// trained (train.h) or loaded (LoadWeights). Training draws nothing from LibTorch's generators.
 //
 // Thread safety: like SplitModel once trained and in eval mode (RunRange, RunExit,
 // RunWithExits may run concurrently). Training (train.h) needs exclusive use.
@@ -140,7 +141,8 @@ Result<std::shared_ptr<BranchyModel>> BuildBranchyModel(const BranchyOptions& op
 
 // The model input from DigitsData::images [n,1,8,8]: bilinear upsampling (align_corners
 // false) to [n,1,size,size]. It stands in for the 32x32 NIST bitmaps the 8x8 counts were made
-// from, and gives boundary 0 a realistic size (4 KB at 32x32, more than boundaries 2..5).
+// from, and gives boundary 0 a realistic size (4 KB at 32x32: half of boundary 1, as much as
+// boundary 2, more than boundaries 3..5).
 at::Tensor PrepareDigitsInput(const at::Tensor& images, int64_t size);
 
 }  // namespace exits

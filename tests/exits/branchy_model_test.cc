@@ -124,6 +124,12 @@ TEST_F(BranchyTest, SameSeedSameWeights) {
   const at::Tensor x = Input(2);
   EXPECT_TRUE(a->RunRange(x, 0, 5).equal(b->RunRange(x, 0, 5)));
   EXPECT_FALSE(a->RunRange(x, 0, 5).equal(c->RunRange(x, 0, 5)));
+  // Building leaves LibTorch's global generator where it was.
+  torch::manual_seed(42);
+  const at::Tensor want = torch::rand({4});
+  torch::manual_seed(42);
+  Untrained(7);
+  EXPECT_TRUE(torch::rand({4}).equal(want));
 }
 
 TEST_F(BranchyTest, ExitsDisabledEqualsRunRangeBitwise) {
