@@ -299,6 +299,14 @@ Status BranchyModel::LoadWeights(const std::string& path) {
   return Status::Ok();
 }
 
+Result<std::shared_ptr<BranchyModel>> LoadBranchyModel(const std::string& path,
+                                                       const BranchyOptions& options) {
+  Result<std::shared_ptr<BranchyModel>> m = BuildBranchyModel(options);
+  if (!m.ok()) return m;
+  SPLITINFER_RETURN_IF_ERROR((*m)->LoadWeights(path));
+  return m;
+}
+
 at::Tensor PrepareDigitsInput(const at::Tensor& images, int64_t size) {
   namespace F = torch::nn::functional;
   return F::interpolate(images, F::InterpolateFuncOptions()

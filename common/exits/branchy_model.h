@@ -139,6 +139,11 @@ class BranchyModel final : public SplitModel {
 // Errors: kInvalidArgument for width < 1 or an input_size not a multiple of 16 in [16, 256].
 Result<std::shared_ptr<BranchyModel>> BuildBranchyModel(const BranchyOptions& options);
 
+// BuildBranchyModel(options) then LoadWeights(path): the trained model from a train_exits --out
+// file (device and edge load the same file to hold the same weights). Errors: as both.
+Result<std::shared_ptr<BranchyModel>> LoadBranchyModel(const std::string& path,
+                                                       const BranchyOptions& options = {});
+
 // The model input from DigitsData::images [n,1,8,8]: bilinear upsampling (align_corners
 // false) to [n,1,size,size]. It stands in for the 32x32 NIST bitmaps the 8x8 counts were made
 // from, and gives boundary 0 a realistic size (4 KB at 32x32: half of boundary 1, as much as

@@ -239,6 +239,10 @@ TEST_F(BranchyTest, WeightsRoundTrip) {
   const at::Tensor x = Input(2);
   const std::vector<at::Tensor> la = a->ForwardAllExits(x), lb = b->ForwardAllExits(x);
   for (size_t e = 0; e < la.size(); ++e) EXPECT_TRUE(la[e].equal(lb[e])) << e;
+  Result<std::shared_ptr<BranchyModel>> loaded = LoadBranchyModel(path);
+  ASSERT_TRUE(loaded.ok()) << loaded.status();
+  EXPECT_TRUE((*loaded)->RunRange(x, 0, 5).equal(la[3]));
+  EXPECT_EQ(LoadBranchyModel(path + ".missing").status().code(), StatusCode::kNotFound);
   // A file that does not fit (another width) or is missing leaves the model as it was.
   BranchyOptions wide;
   wide.width = 4;
