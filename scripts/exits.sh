@@ -6,6 +6,8 @@
 #   scripts/exits.sh                      full run (RL trained 20000 inferences per trace)
 #   TRAIN=3000 EPISODES=5000 scripts/exits.sh   a quick run
 #   BUILD_DIR=build-b SLOWDOWN=100 AW=0.1 SEED=1 OUT=docs/figures/exits_data
+# Every run is two-fold cross-fitted over the held-out samples (exits_sim --cross-fit): each half
+# calibrates the controllers (and trains rl) once and is scored once.
 # Inputs: data/exits/digits_branchy_stats.json and data/profiles/digits_branchy.json (part A).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -24,7 +26,7 @@ out=${OUT:-docs/figures/exits_data}
 mkdir -p "$out"
 traces=(norway_car_7 norway_tram_1 B_2020.02.14_09.38.22.csv)
 common=(--stats "$stats" --profile "$profile" --slowdown "$slowdown" --episodes "$episodes"
-        --seed "$seed")
+        --seed "$seed" --cross-fit)
 echo "exits.sh: $(date -u '+%Y-%m-%d %H:%M UTC'), $(lscpu | sed -n 's/^Model name: *//p' | head -1), $(nproc) cores"
 echo "slowdown $slowdown, accuracy weight $aw, $episodes scored inferences, RL $train training inferences, seed $seed"
 for t in "${traces[@]}"; do
@@ -45,7 +47,7 @@ for c in r["controllers"]:
           f"{'-' if e is None else format(e, '.5f')} | {100 * c['share_local']:.1f}% | "
           f"{c['train_s']:.1f} |")
 PY
-  for w in 0 0.003 0.01 0.03 0.1 0.3 1; do
+  for w in 0 0.003 0.01 0.03 0.1 0.3 1 3 10; do
     "$bin" "${common[@]}" --channel "trace:data/traces/$t" --controllers os,bi \
       --accuracy-weight "$w" --json >"$out/sweep_aw_${name}_$w.json"
   done

@@ -576,7 +576,8 @@ Result<ExitWorld> BuildExitWorld(const CostModel& cost, const ExitStats& stats,
   if (nc < 1 || nc >= all.size())
     return InvalidArgumentError("exit world: too few samples to calibrate and evaluate (" +
                                 std::to_string(all.size()) + ")");
-  for (size_t i = 0; i < all.size(); ++i) (i < nc ? w.calib : w.eval).push_back(&all[i]);
+  for (size_t i = 0; i < all.size(); ++i)
+    ((i < nc) != o.swap_samples ? w.calib : w.eval).push_back(&all[i]);
   return w;
 }
 

@@ -298,6 +298,7 @@ struct ExitWorldOptions {
   double observe_window_s = 0.02;  // observation window of the device
   double fit_fraction = 0.5;       // first part of the series fits, the rest scores
   double calib_fraction = 0.5;     // first part of the samples fits, the rest scores
+  bool swap_samples = false;       // the other way round: the first part scores (cross-fitting)
   double rate_scale = 1.0;         // multiplies every trace rate
   double bandwidth_hz = 10e6;      // gauss-markov, UCC SNR
   double gauss_markov_duration_s = 1200.0;

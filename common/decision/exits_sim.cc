@@ -52,7 +52,7 @@ int main(int argc, char** argv) {
   uint64_t seed = 1;
   double accuracy_weight = 0.01, fixed_threshold = std::numeric_limits<double>::quiet_NaN();
   double slowdown = -1, w_energy = -1, w_time = -1, edge_speedup = -1;
-  bool json = false, per_state = false;
+  bool json = false, per_state = false, cross_fit = false;
   sd::ExitWorldOptions wo;
   sd::DdpgOptions ddpg;
   app.add_option("--stats", stats_path, "exit statistics JSON (part A's schema)");
@@ -70,6 +70,8 @@ int main(int argc, char** argv) {
   app.add_option("--fixed-threshold", fixed_threshold,
                  "fix the common threshold of 'fixed' (default: best of the grid); > 1: off");
   app.add_option("--grid", grid_text, "threshold grid, comma list (default 0.5,...,0.99,off)");
+  app.add_flag("--cross-fit", cross_fit,
+               "two folds: calibrate on one half of the samples, score the other, swap, average");
   app.add_flag("--per-state", per_state,
                "os: thresholds chosen per channel state at boundary 0 (default: one vector)");
   app.add_option("--states", wo.num_states, "K, channel states")->check(CLI::Range(1, 1024));
@@ -124,65 +126,121 @@ int main(int argc, char** argv) {
   auto channel = sd::ChannelSpec::Parse(channel_text);
   if (!channel.ok()) return Fail(channel.status());
   wo.seed = seed;
-  auto world = sd::BuildExitWorld(*cost, *stats, accuracy_weight, *channel, wo);
-  if (!world.ok()) return Fail(world.status());
-  const sd::ExitModel& model = *world->model;
   ddpg.seed = seed;
-
-  std::vector<std::unique_ptr<sd::ExitController>> owned;
-  std::vector<nlohmann::json> info;
-  std::vector<double> expected, train_s;
-  std::istringstream list(controllers);
-  std::string name;
-  while (std::getline(list, name, ',')) {
-    nlohmann::json extra;
-    double exp_cost = std::numeric_limits<double>::quiet_NaN(), secs = 0.0;
-    if (name == "os") {
-      sd::OsControllerInfo oi;
-      auto c = sd::MakeOsController(model, world->base, world->calib, grid, per_state, &oi);
-      if (!c.ok()) return Fail(c.status());
-      exp_cost = oi.expected_cost;
-      extra["combinations"] = oi.combinations;
-      for (const auto& t : oi.thresholds) extra["thresholds"].push_back(ThresholdsJson(t));
-      owned.push_back(std::move(*c));
-    } else if (name == "fixed") {
-      sd::FixedControllerInfo fi;
-      std::vector<double> g = grid;
-      if (!std::isnan(fixed_threshold)) g = {fixed_threshold > 1 ? sd::kExitOff : fixed_threshold};
-      auto c = sd::MakeFixedController(model, world->base, world->calib, g, &fi);
-      if (!c.ok()) return Fail(c.status());
-      exp_cost = fi.expected_cost;
-      extra["threshold"] = Num(fi.threshold);
-      extra["boundary"] = fi.boundary;
-      owned.push_back(std::move(*c));
-    } else if (name == "bi") {
-      auto c = sd::MakePlainBiController(model, world->base, world->calib, &exp_cost);
-      if (!c.ok()) return Fail(c.status());
-      owned.push_back(std::move(*c));
-    } else if (name == "rl") {
-      sd::DdpgReport rep;
-      std::cerr << "exits_sim: training DDPG (" << ddpg.train_steps << " steps) on " << channel_text
-                << "\n";
-      auto c = sd::TrainDdpg(*world, ddpg, &rep);
-      if (!c.ok()) return Fail(c.status());
-      secs = rep.train_s;
-      extra["updates"] = rep.updates;
-      extra["best_eval_cost"] = rep.best_eval_cost;
-      extra["best_eval_step"] = rep.best_eval_step;
-      extra["train_steps"] = ddpg.train_steps;
-      owned.push_back(std::move(*c));
-    } else {
-      return Fail(splitinfer::InvalidArgumentError("unknown controller '" + name +
-                                                   "' (os, rl, fixed, bi)"));
+  int num_states = 0;
+  size_t calib_samples = 0, eval_samples = 0;
+  // One fold: build the world (calibration / scored samples), the controllers, score them.
+  auto run_fold = [&](bool swap,
+                      int fold_episodes) -> splitinfer::Result<std::vector<sd::ControllerStats>> {
+    sd::ExitWorldOptions fo = wo;
+    fo.swap_samples = swap;
+    auto world = sd::BuildExitWorld(*cost, *stats, accuracy_weight, *channel, fo);
+    if (!world.ok()) return world.status();
+    const sd::ExitModel& model = *world->model;
+    num_states = world->base.num_states();
+    calib_samples += world->calib.size();
+    eval_samples += world->eval.size();
+    std::vector<std::unique_ptr<sd::ExitController>> owned;
+    std::vector<nlohmann::json> info;
+    std::vector<double> expected, train_s;
+    std::istringstream list(controllers);
+    std::string name;
+    while (std::getline(list, name, ',')) {
+      nlohmann::json extra;
+      double exp_cost = std::numeric_limits<double>::quiet_NaN(), secs = 0.0;
+      if (name == "os") {
+        sd::OsControllerInfo oi;
+        auto c = sd::MakeOsController(model, world->base, world->calib, grid, per_state, &oi);
+        if (!c.ok()) return c.status();
+        exp_cost = oi.expected_cost;
+        extra["combinations"] = oi.combinations;
+        for (const auto& t : oi.thresholds) extra["thresholds"].push_back(ThresholdsJson(t));
+        owned.push_back(std::move(*c));
+      } else if (name == "fixed") {
+        sd::FixedControllerInfo fi;
+        std::vector<double> g = grid;
+        if (!std::isnan(fixed_threshold))
+          g = {fixed_threshold > 1 ? sd::kExitOff : fixed_threshold};
+        auto c = sd::MakeFixedController(model, world->base, world->calib, g, &fi);
+        if (!c.ok()) return c.status();
+        exp_cost = fi.expected_cost;
+        extra["threshold"] = Num(fi.threshold);
+        extra["boundary"] = fi.boundary;
+        owned.push_back(std::move(*c));
+      } else if (name == "bi") {
+        auto c = sd::MakePlainBiController(model, world->base, world->calib, &exp_cost);
+        if (!c.ok()) return c.status();
+        owned.push_back(std::move(*c));
+      } else if (name == "rl") {
+        sd::DdpgReport rep;
+        std::cerr << "exits_sim: training DDPG (" << ddpg.train_steps << " steps) on "
+                  << channel_text << "\n";
+        auto c = sd::TrainDdpg(*world, ddpg, &rep);
+        if (!c.ok()) return c.status();
+        secs = rep.train_s;
+        extra["updates"] = rep.updates;
+        extra["best_eval_cost"] = rep.best_eval_cost;
+        extra["best_eval_step"] = rep.best_eval_step;
+        extra["train_steps"] = ddpg.train_steps;
+        owned.push_back(std::move(*c));
+      } else {
+        return splitinfer::InvalidArgumentError("unknown controller '" + name +
+                                                "' (os, rl, fixed, bi)");
+      }
+      info.push_back(extra);
+      expected.push_back(exp_cost);
+      train_s.push_back(secs);
     }
-    info.push_back(extra);
-    expected.push_back(exp_cost);
-    train_s.push_back(secs);
+    std::vector<sd::ExitController*> ptrs;
+    for (auto& c : owned) ptrs.push_back(c.get());
+    std::vector<sd::ControllerStats> r =
+        sd::EvaluateControllers(model, *world->score, world->eval, ptrs, fold_episodes, seed);
+    for (size_t i = 0; i < r.size(); ++i) {
+      r[i].expected_cost = expected[i];
+      r[i].train_s = train_s[i];
+      r[i].extra = info[i];
+    }
+    return r;
+  };
+  std::vector<sd::ControllerStats> res;
+  if (!cross_fit) {
+    auto r = run_fold(false, episodes);
+    if (!r.ok()) return Fail(r.status());
+    res = std::move(*r);
+  } else {
+    // Two folds: calibrate on one half of the samples and score the other, then swap; the
+    // figures are the means of the two folds (each scores episodes / 2 inferences).
+    auto a = run_fold(false, std::max(1, episodes / 2));
+    if (!a.ok()) return Fail(a.status());
+    auto b = run_fold(true, std::max(1, episodes - episodes / 2));
+    if (!b.ok()) return Fail(b.status());
+    res = std::move(*a);
+    for (size_t i = 0; i < res.size(); ++i) {
+      sd::ControllerStats& x = res[i];
+      const sd::ControllerStats& y = (*b)[i];
+      x.accuracy = (x.accuracy + y.accuracy) / 2;
+      x.mean_latency_ms = (x.mean_latency_ms + y.mean_latency_ms) / 2;
+      x.mean_energy_mj = (x.mean_energy_mj + y.mean_energy_mj) / 2;
+      x.mean_cost = (x.mean_cost + y.mean_cost) / 2;
+      x.ci95 = std::sqrt(x.ci95 * x.ci95 + y.ci95 * y.ci95) / 2;
+      x.share_local = (x.share_local + y.share_local) / 2;
+      x.mean_offload_boundary = std::isnan(x.mean_offload_boundary) ? y.mean_offload_boundary
+                                : std::isnan(y.mean_offload_boundary)
+                                    ? x.mean_offload_boundary
+                                    : (x.mean_offload_boundary + y.mean_offload_boundary) / 2;
+      for (size_t e = 0; e < x.exit_counts.size(); ++e) x.exit_counts[e] += y.exit_counts[e];
+      x.expected_cost = (x.expected_cost + y.expected_cost) / 2;
+      x.train_s += y.train_s;
+      x.extra = nlohmann::json{{"fold0", x.extra}, {"fold1", y.extra}};
+    }
   }
-  std::vector<sd::ExitController*> ptrs;
-  for (auto& c : owned) ptrs.push_back(c.get());
-  std::vector<sd::ControllerStats> res =
-      sd::EvaluateControllers(model, *world->score, world->eval, ptrs, episodes, seed);
+  std::vector<double> expected, train_s;
+  std::vector<nlohmann::json> info;
+  for (const sd::ControllerStats& c : res) {
+    expected.push_back(c.expected_cost);
+    train_s.push_back(c.train_s);
+    info.push_back(c.extra);
+  }
 
   if (json) {
     nlohmann::json j;
@@ -191,9 +249,10 @@ int main(int argc, char** argv) {
     j["accuracy_weight"] = accuracy_weight;
     j["episodes"] = episodes;
     j["seed"] = seed;
-    j["num_states"] = world->base.num_states();
-    j["calib_samples"] = world->calib.size();
-    j["eval_samples"] = world->eval.size();
+    j["num_states"] = num_states;
+    j["cross_fit"] = cross_fit;
+    j["calib_samples"] = calib_samples;
+    j["eval_samples"] = eval_samples;
     j["cost_options"] = co.ToJson();
     for (size_t i = 0; i < res.size(); ++i) {
       const sd::ControllerStats& s = res[i];
@@ -215,8 +274,8 @@ int main(int argc, char** argv) {
     return 0;
   }
   std::cout << "model " << stats->model << ", channel " << channel_text << ", accuracy weight "
-            << accuracy_weight << ", " << episodes
-            << " inferences, K = " << world->base.num_states() << "\n";
+            << accuracy_weight << ", " << episodes << " inferences, K = " << num_states
+            << (cross_fit ? ", two-fold cross-fit" : "") << "\n";
   std::cout << std::left << std::setw(8) << "ctrl" << std::right << std::setw(10) << "accuracy"
             << std::setw(14) << "latency ms" << std::setw(13) << "energy mJ" << std::setw(12)
             << "cost" << std::setw(11) << "+-95%" << std::setw(12) << "model E" << std::setw(9)

@@ -194,6 +194,30 @@ TEST(ExitsOsTest, FoldMatchesDirectAverageOnLocalPlan) {
   EXPECT_NEAR(folded, direct, 1e-12);
 }
 
+// Cross-fitting: swap_samples exchanges the calibration and the scored halves.
+TEST(ExitsWorldTest, SwapSamples) {
+  const sd::CostModel cost = SyntheticCost();
+  const sd::ExitStats st = SyntheticStats(101, 3);
+  auto ch = sd::ChannelSpec::Parse("gauss-markov:snr_db=10,doppler_hz=2");
+  ASSERT_TRUE(ch.ok());
+  sd::ExitWorldOptions wo;
+  wo.gauss_markov_duration_s = 100.0;
+  auto a = sd::BuildExitWorld(cost, st, 0.0, *ch, wo);
+  wo.swap_samples = true;
+  auto b = sd::BuildExitWorld(cost, st, 0.0, *ch, wo);
+  ASSERT_TRUE(a.ok() && b.ok());
+  ASSERT_EQ(a->calib.size() + a->eval.size(), 101u);
+  ASSERT_EQ(a->calib.size(), b->eval.size());
+  for (size_t i = 0; i < a->calib.size(); ++i)
+    EXPECT_EQ(a->calib[i] - &a->model->stats().samples[0],
+              b->eval[i] - &b->model->stats().samples[0]);
+  wo.calib_fraction = 1.0;
+  EXPECT_FALSE(sd::BuildExitWorld(cost, st, 0.0, *ch, wo).ok());
+  auto rayleigh = sd::ChannelSpec::Parse("rayleigh:snr_db=10");
+  wo.calib_fraction = 0.5;
+  EXPECT_FALSE(sd::BuildExitWorld(cost, st, 0.0, *rayleigh, wo).ok());
+}
+
 // OS minimizes over a superset of the fixed-threshold grid (every common threshold x every fixed
 // split), so its expected cost is at most each grid point's.
 TEST(ExitsOsTest, OsBeatsEveryFixedGridPoint) {
