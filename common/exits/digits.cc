@@ -153,6 +153,13 @@ Result<DigitsSplit> SplitDigits(const DigitsData& all, uint64_t seed, double tes
   }
   const int64_t n = all.size();
   if (n < 2) return InvalidArgumentError("cannot split " + std::to_string(n) + " samples");
+  if (!all.images.defined() || all.images.dim() < 1 || all.images.size(0) != n ||
+      all.labels.dim() != 1 || all.labels.scalar_type() != at::kLong) {
+    return InvalidArgumentError("digits to split need images [n,...] and int64 labels [n]");
+  }
+  if (all.labels.min().item<int64_t>() < 0 || all.labels.max().item<int64_t>() >= kDigitsClasses) {
+    return InvalidArgumentError("digits to split have a label outside 0..9");
+  }
   std::vector<std::vector<int64_t>> by_class(kDigitsClasses);
   const at::Tensor labels = all.labels.contiguous();
   const int64_t* l = labels.data_ptr<int64_t>();

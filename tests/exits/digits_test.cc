@@ -84,6 +84,9 @@ TEST(DigitsTest, StratifiedSplitIsDeterministic) {
   // No sample is in both sets: the pixel sums of the two sets add up to the whole.
   EXPECT_NEAR(a->train.images.sum().item<double>() + a->test.images.sum().item<double>(),
               d->images.sum().item<double>(), 1e-2);
+  DigitsData bad{d->images, d->labels.clone()};
+  bad.labels[5] = 10;
+  EXPECT_EQ(SplitDigits(bad, 1).status().code(), StatusCode::kInvalidArgument);
   EXPECT_FALSE(SplitDigits(*d, 1, 0.0).ok());
   EXPECT_FALSE(SplitDigits(*d, 1, 1.0).ok());
 }
