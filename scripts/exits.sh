@@ -50,6 +50,9 @@ PY
   for w in 0 0.003 0.01 0.03 0.1 0.3 1 3 10; do
     "$bin" "${common[@]}" --channel "trace:data/traces/$t" --controllers os,bi \
       --accuracy-weight "$w" --json >"$out/sweep_aw_${name}_$w.json"
+    # The same with wrong answers estimated from the heads' confidence (1 - conf).
+    "$bin" "${common[@]}" --channel "trace:data/traces/$t" --controllers os \
+      --accuracy-weight "$w" --error-estimate confidence --json >"$out/sweep_awc_${name}_$w.json"
   done
   for th in 0.5 0.6 0.7 0.8 0.9 0.95 0.99 0.999 2; do
     "$bin" "${common[@]}" --channel "trace:data/traces/$t" --controllers fixed \

@@ -5,7 +5,7 @@
 
 Reads the JSON that scripts/exits.sh writes (DATA_DIR, default docs/figures/exits_data):
 main_<trace>.json (os, rl, fixed, bi at one accuracy weight), sweep_aw_<trace>_<w>.json (os and
-bi over the accuracy weight) and sweep_th_<trace>_<t>.json (fixed over the common threshold), and
+bi over the accuracy weight), sweep_awc_<trace>_<w>.json (os, errors estimated from confidence) and sweep_th_<trace>_<t>.json (fixed over the common threshold), and
 writes FIG_DIR/exits_<trace>.png (one panel per trace: held-out accuracy against mean latency)
 and FIG_DIR/exits_tradeoff.png (all traces side by side).
 """
@@ -33,23 +33,28 @@ def ctrl(run, name):
 
 
 def panel(ax, data, trace):
-    aw = []
-    for p in glob.glob(os.path.join(data, f"sweep_aw_{trace}_*.json")):
-        r = load(p)
-        aw.append((r["accuracy_weight"], ctrl(r, "os")))
-    aw.sort(key=lambda x: x[0])
-    if aw:
+    for prefix, col, style, label in (
+            ("sweep_aw", "C0", "o-", "optimal stopping, errors from labels (sweep weight)"),
+            ("sweep_awc", "C4", "^-", "optimal stopping, errors from confidence (sweep weight)")):
+        aw = []
+        for p in glob.glob(os.path.join(data, f"{prefix}_{trace}_*.json")):
+            r = load(p)
+            aw.append((r["accuracy_weight"], ctrl(r, "os")))
+        aw.sort(key=lambda x: x[0])
+        if not aw:
+            continue
         xs = [c["mean_latency_ms"] for _, c in aw]
         ys = [c["accuracy"] for _, c in aw]
-        ax.plot(xs, ys, "o-", color="C0", label="optimal stopping (sweep accuracy weight)")
+        ax.plot(xs, ys, style, color=col, label=label)
         for (w, c) in aw:
-            ax.annotate(f"{w:g}", (c["mean_latency_ms"], c["accuracy"]), fontsize=7,
-                        xytext=(3, -9), textcoords="offset points", color="C0")
+            ax.annotate(f"{w:g}", (c["mean_latency_ms"], c["accuracy"]), fontsize=6,
+                        xytext=(3, -9), textcoords="offset points", color=col)
     th = []
     for p in glob.glob(os.path.join(data, f"sweep_th_{trace}_*.json")):
         r = load(p)
         c = ctrl(r, "fixed")
-        t = c["info"]["threshold"]
+        info = c["info"]
+        t = info["threshold"] if "threshold" in info else info["fold0"]["threshold"]
         th.append((2.0 if t is None else t, c))
     th.sort(key=lambda x: x[0])
     if th:
@@ -71,7 +76,7 @@ def panel(ax, data, trace):
         ax.set_title(r["channel"].replace("trace:data/traces/", ""), fontsize=9)
     ax.set_xscale("log")
     ax.set_xlabel("mean latency (ms, log)")
-    ax.set_ylabel("accuracy on the held-out half")
+    ax.set_ylabel("held-out accuracy (two-fold cross-fit)")
     ax.grid(True, alpha=0.3)
 
 

@@ -192,7 +192,7 @@ std::vector<double> DefaultThresholdGrid() {
 // The exit-aware model.
 
 Result<ExitModel> ExitModel::Create(const CostModel& cost, const ExitStats& stats,
-                                    double accuracy_weight) {
+                                    double accuracy_weight, ErrorEstimate error) {
   if (stats.num_units != cost.num_units())
     return InvalidArgumentError("exit stats of " + stats.model + " have " +
                                 std::to_string(stats.num_units) + " units, the profile " +
@@ -205,6 +205,7 @@ Result<ExitModel> ExitModel::Create(const CostModel& cost, const ExitStats& stat
   m.cost_ = std::make_shared<const CostModel>(cost);
   m.stats_ = stats;
   m.accuracy_weight_ = accuracy_weight;
+  m.error_ = error;
   const int n = cost.num_units();
   const CostOptions& o = cost.options();
   m.exit_at_.assign(n + 1, -1);
@@ -316,7 +317,10 @@ Result<StoppingProblem> ExitModel::Fold(const StoppingProblem& base,
   for (const ExitSample* s : samples) {
     const int e = AnsweringExit(*s, t);
     fire[e] += inv;
-    if (!s->Correct(e)) wrong[e] += inv;
+    if (error_ == ErrorEstimate::kConfidence)
+      wrong[e] += inv * (1.0 - s->conf[e]);
+    else if (!s->Correct(e))
+      wrong[e] += inv;
   }
   // alive[l]: share still running at boundary l (after the head at l did not fire).
   std::vector<double> alive(n + 1, 0.0);
@@ -523,14 +527,14 @@ bool ExitWorldOptions::IsValid(std::string* error) const {
 
 Result<ExitWorld> BuildExitWorld(const CostModel& cost, const ExitStats& stats,
                                  double accuracy_weight, const ChannelSpec& ch,
-                                 const ExitWorldOptions& o) {
+                                 const ExitWorldOptions& o, ErrorEstimate estimate) {
   std::string error;
   if (!o.IsValid(&error)) return InvalidArgumentError("exit world: " + error);
   if (ch.kind == ChannelSpec::Kind::kRayleigh)
     return InvalidArgumentError(ch.text +
                                 ": exits_sim needs a rate series (trace:, markov-fit:, "
                                 "gauss-markov:)");
-  Result<ExitModel> model = ExitModel::Create(cost, stats, accuracy_weight);
+  Result<ExitModel> model = ExitModel::Create(cost, stats, accuracy_weight, estimate);
   if (!model.ok()) return model.status();
   RateSeries series;
   if (ch.kind == ChannelSpec::Kind::kGaussMarkov) {

@@ -181,11 +181,19 @@ struct ExitPlan {
 // The exit-aware model: per-exit costs on device and edge, running one inference, and folding
 // the exit statistics into a StoppingProblem.
 
+// How Fold estimates the chance that an answer is wrong: from the labels of the calibration
+// samples (1[pred != label], exact on them, but an argmin over many threshold vectors then fits
+// their few errors), or from the head's own confidence (1 - conf of the answering exit: smooth,
+// exact only for a calibrated head). Simulation always scores against the labels.
+enum class ErrorEstimate { kLabels, kConfidence };
+
 class ExitModel {
  public:
   // The stats' num_units must equal the profile's; accuracy_weight >= 0.
   static Result<ExitModel> Create(const CostModel& cost, const ExitStats& stats,
-                                  double accuracy_weight);
+                                  double accuracy_weight,
+                                  ErrorEstimate error = ErrorEstimate::kLabels);
+  ErrorEstimate error_estimate() const { return error_; }
 
   const CostModel& cost() const { return *cost_; }
   const ExitStats& stats() const { return stats_; }
@@ -231,6 +239,7 @@ class ExitModel {
   std::shared_ptr<const CostModel> cost_;
   ExitStats stats_;
   double accuracy_weight_ = 0.0;
+  ErrorEstimate error_ = ErrorEstimate::kLabels;
   std::vector<int> exit_at_;
   std::vector<double> head_dev_s_, head_dev_j_, head_edge_s_, unit_edge_s_;
 };
@@ -318,7 +327,8 @@ struct ExitWorld {
 // Rate-series channels only: trace:<file> (i.i.d. law), markov-fit:<file>, gauss-markov:...
 Result<ExitWorld> BuildExitWorld(const CostModel& cost, const ExitStats& stats,
                                  double accuracy_weight, const ChannelSpec& channel,
-                                 const ExitWorldOptions& options);
+                                 const ExitWorldOptions& options,
+                                 ErrorEstimate error = ErrorEstimate::kLabels);
 
 struct ControllerStats {
   std::string name;

@@ -72,6 +72,11 @@ int main(int argc, char** argv) {
   app.add_option("--grid", grid_text, "threshold grid, comma list (default 0.5,...,0.99,off)");
   app.add_flag("--cross-fit", cross_fit,
                "two folds: calibrate on one half of the samples, score the other, swap, average");
+  std::string error_text = "labels";
+  app.add_option("--error-estimate", error_text,
+                 "how os/fixed estimate wrong answers: labels (of the calibration samples) or "
+                 "confidence (1 - conf of the answering head)")
+      ->check(CLI::IsMember({"labels", "confidence"}));
   app.add_flag("--per-state", per_state,
                "os: thresholds chosen per channel state at boundary 0 (default: one vector)");
   app.add_option("--states", wo.num_states, "K, channel states")->check(CLI::Range(1, 1024));
@@ -134,7 +139,9 @@ int main(int argc, char** argv) {
                       int fold_episodes) -> splitinfer::Result<std::vector<sd::ControllerStats>> {
     sd::ExitWorldOptions fo = wo;
     fo.swap_samples = swap;
-    auto world = sd::BuildExitWorld(*cost, *stats, accuracy_weight, *channel, fo);
+    auto world = sd::BuildExitWorld(
+        *cost, *stats, accuracy_weight, *channel, fo,
+        error_text == "confidence" ? sd::ErrorEstimate::kConfidence : sd::ErrorEstimate::kLabels);
     if (!world.ok()) return world.status();
     const sd::ExitModel& model = *world->model;
     num_states = world->base.num_states();
@@ -251,6 +258,7 @@ int main(int argc, char** argv) {
     j["seed"] = seed;
     j["num_states"] = num_states;
     j["cross_fit"] = cross_fit;
+    j["error_estimate"] = error_text;
     j["calib_samples"] = calib_samples;
     j["eval_samples"] = eval_samples;
     j["cost_options"] = co.ToJson();
