@@ -180,6 +180,8 @@ Result<InferResult> EdgeClient::ReadReply() {
   result.queue_us = reply.queue_us();
   result.decode_us = reply.decode_us();
   result.batch_size = reply.batch_size();
+  result.exit_index = reply.exit_index();
+  result.exit_after_unit = reply.exit_after_unit();
   if (reply.code() != wire::OK) {
     if (header.body_len != 0) {
       conn_.Close();

@@ -65,6 +65,10 @@ struct InferResult {
   uint64_t queue_us = 0;
   uint64_t decode_us = 0;   // the edge's time decoding an encoded request tensor
   uint32_t batch_size = 0;  // requests the edge ran in one batch with this one (0: not reported)
+  // Requests with exit thresholds: the exit whose logits `output` holds (exit_after_unit = the
+  // unit it sits after); 0 / 0 otherwise.
+  uint32_t exit_index = 0;
+  uint32_t exit_after_unit = 0;
 };
 
 class EdgeClient {

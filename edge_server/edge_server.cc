@@ -1,5 +1,6 @@
 #include "edge_server/edge_server.h"
 
+#include <cmath>
 #include <condition_variable>
 #include <deque>
 #include <map>
@@ -9,6 +10,7 @@
 #include <c10/core/InferenceMode.h>
 
 #include "common/codec.h"
+#include "common/exits/branchy_model.h"
 #include "common/frame_io.h"
 #include "common/handshake.h"
 #include "common/log.h"
@@ -49,6 +51,39 @@ struct Job {
   Clock::time_point receipt;
   uint32_t deadline_ms = 0;
 };
+
+// Early exits (issue 9): a request with exit thresholds needs a model with exits, one finite
+// threshold per exit and a known confidence measure.
+namespace {
+Status CheckExitRequest(const wire::InferRequest& req, const SplitModel& m) {
+  if (req.exit_thresholds_size() == 0) {
+    if (req.exit_confidence() != wire::EXIT_MAX_SOFTMAX) {
+      return InvalidArgumentError("exit_confidence without exit_thresholds");
+    }
+    return Status::Ok();
+  }
+  const auto* branchy = dynamic_cast<const exits::BranchyModel*>(&m);
+  if (branchy == nullptr) {
+    return InvalidArgumentError("model " + m.name() +
+                                " has no early exits; send no exit_thresholds");
+  }
+  if (static_cast<size_t>(req.exit_thresholds_size()) != branchy->num_exits()) {
+    return InvalidArgumentError("model " + m.name() + " has " +
+                                std::to_string(branchy->num_exits()) + " exits, got " +
+                                std::to_string(req.exit_thresholds_size()) + " exit thresholds");
+  }
+  for (int e = 0; e < req.exit_thresholds_size(); ++e) {
+    if (!std::isfinite(req.exit_thresholds(e))) {
+      return InvalidArgumentError("exit threshold " + std::to_string(e) + " is not finite");
+    }
+  }
+  if (req.exit_confidence() != wire::EXIT_MAX_SOFTMAX &&
+      req.exit_confidence() != wire::EXIT_ENTROPY) {
+    return InvalidArgumentError("unknown exit_confidence " + std::to_string(req.exit_confidence()));
+  }
+  return Status::Ok();
+}
+}  // namespace
 
 class EdgeServer::Impl {
  public:
@@ -384,6 +419,8 @@ class Session : public std::enable_shared_from_this<Session> {
                                              DTypeName(req.tensor().dtype())),
                         true);
     }
+    st = CheckExitRequest(req, m);
+    if (!st.ok()) return ReplyError(req.request_id(), st, true);
     ++in_flight_;
     Job job;
     job.session = shared_from_this();
@@ -768,7 +805,31 @@ void RunBatch(std::vector<Job> jobs, EdgeServer::Impl* server) {
       } else {
         x = inputs.size() == 1 ? inputs.front() : at::cat(inputs, 0);
       }
-      out = model.RunRangeChecked(x, boundary, model.num_units());
+      if (jobs[runnable.front()].req.exit_thresholds_size() > 0) {
+        // Early exits: such a request always runs alone (Submit), its exits evaluated with its
+        // thresholds on the units the edge runs; the reply names the exit that answered.
+        const wire::InferRequest& req = jobs[runnable.front()].req;
+        const auto& branchy = dynamic_cast<const exits::BranchyModel&>(model);
+        const std::vector<double> thresholds(req.exit_thresholds().begin(),
+                                             req.exit_thresholds().end());
+        Result<exits::ExitOutcome> outcome = branchy.RunWithExits(
+            x, boundary, model.num_units(), thresholds,
+            req.exit_confidence() == wire::EXIT_ENTROPY ? exits::ConfidenceKind::kEntropy
+                                                        : exits::ConfidenceKind::kMaxSoftmax);
+        if (outcome.ok()) {
+          // No exit answered: the chain ran to N, whose output is the final exit's logits.
+          const size_t e =
+              outcome->exit >= 0 ? static_cast<size_t>(outcome->exit) : branchy.num_exits() - 1;
+          replies[runnable.front()].set_exit_index(static_cast<uint32_t>(e));
+          replies[runnable.front()].set_exit_after_unit(
+              static_cast<uint32_t>(branchy.exit_after_unit(e)));
+          out = std::move(outcome->tensor);
+        } else {
+          out = outcome.status();
+        }
+      } else {
+        out = model.RunRangeChecked(x, boundary, model.num_units());
+      }
     } catch (const std::exception& e) {  // at::cat: out of memory for the batch
       out = ResourceExhaustedError(std::string("cannot batch the inputs: ") + e.what());
     }
@@ -847,7 +908,8 @@ void EdgeServer::Impl::OnBatchDone() {
 }
 
 void EdgeServer::Impl::Submit(Job job) {
-  if (options.max_batch_size <= 1) {
+  // A request with exit thresholds runs alone: its exits answer per request.
+  if (options.max_batch_size <= 1 || job.req.exit_thresholds_size() > 0) {
     std::vector<Job> one;
     one.push_back(std::move(job));
     return PostBatch(std::move(one), false);

@@ -64,7 +64,8 @@ int main(int argc, char** argv) {
 
   app.add_option("--listen", listen, "HOST:PORT to listen on (port 0: any free port)");
   app.add_option("--models", models,
-                 "comma-separated NAME[@VERSION] (zoo) or NAME[@VERSION]=FILE.pt (TorchScript)");
+                 "comma-separated NAME[@VERSION] (zoo), NAME[@VERSION]=FILE.pt (TorchScript) or "
+                 "digits_branchy=FILE (early exits, weights from train_exits)");
   app.add_option("--model-repo", repo.root,
                  "serve every version under DIR/<model>/<version>/ (common/model_repo.h) and pick "
                  "up new ones while running; --models is then optional");

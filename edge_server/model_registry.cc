@@ -3,6 +3,7 @@
 #include <charconv>
 #include <sstream>
 
+#include "common/exits/branchy_model.h"
 #include "common/torchscript_model.h"
 
 namespace splitinfer {
@@ -127,10 +128,31 @@ std::vector<wire::ModelInfo> ModelRegistry::List() const {
     info.set_version(m.version());
     info.set_num_units(static_cast<uint32_t>(m.num_units()));
     for (int64_t d : m.input_shape()) info.add_input_shape(d);
+    if (const auto* b = dynamic_cast<const exits::BranchyModel*>(&m)) {
+      for (size_t e = 0; e < b->num_exits(); ++e) {
+        info.add_exit_after_units(static_cast<uint32_t>(b->exit_after_unit(e)));
+      }
+    }
     out.push_back(std::move(info));
   }
   return out;
 }
+
+namespace {
+// digits_branchy=FILE (issue 9): the early-exit model with the weights train_exits wrote.
+Result<std::shared_ptr<SplitModel>> LoadBranchyForServing(const std::string& path,
+                                                          uint32_t version) {
+  if (path.empty()) {
+    return InvalidArgumentError(
+        "digits_branchy needs its trained weights: digits_branchy=FILE (build/bin/train_exits "
+        "--out FILE)");
+  }
+  if (version != 1) return InvalidArgumentError("digits_branchy has version 1 only");
+  auto model = exits::LoadBranchyModel(path);
+  if (!model.ok()) return model.status();
+  return std::shared_ptr<SplitModel>(std::move(*model));
+}
+}  // namespace
 
 Status AddModelsFromSpec(const std::string& spec, const ZooOptions& zoo, ModelRegistry* registry) {
   std::stringstream ss(spec);
@@ -154,9 +176,13 @@ Status AddModelsFromSpec(const std::string& spec, const ZooOptions& zoo, ModelRe
       }
     }
     if (name.empty()) return InvalidArgumentError("model entry '" + entry + "' has no name");
-    Result<std::shared_ptr<SplitModel>> model = path.empty()
-                                                    ? BuildZooModel(name, version, zoo)
-                                                    : LoadTorchScriptModel(path, name, version, {});
+    Result<std::shared_ptr<SplitModel>> model = InternalError("not built");
+    if (name == "digits_branchy") {
+      model = LoadBranchyForServing(path, version);
+    } else {
+      model = path.empty() ? BuildZooModel(name, version, zoo)
+                           : LoadTorchScriptModel(path, name, version, {});
+    }
     if (!model.ok()) return model.status().WithPrefix("model entry '" + entry + "': ");
     SPLITINFER_RETURN_IF_ERROR(registry->Add(std::move(*model)));
     ++count;

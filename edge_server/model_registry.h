@@ -73,6 +73,8 @@ class ModelRegistry {
 // Adds the models named in `spec`, a comma-separated list of entries
 //   NAME[@VERSION]              a zoo model (version 1 when omitted), built with `zoo`
 //   NAME[@VERSION]=FILE.pt      a TorchScript chain (input shape from FILE.pt.json)
+//   digits_branchy=FILE         the early-exit model (common/exits/) with weights from FILE
+//                               (build/bin/train_exits --out FILE)
 // Errors name the entry at fault.
 Status AddModelsFromSpec(const std::string& spec, const ZooOptions& zoo, ModelRegistry* registry);
 
