@@ -218,6 +218,28 @@ TEST(ExitsWorldTest, SwapSamples) {
   EXPECT_FALSE(sd::BuildExitWorld(cost, st, 0.0, *rayleigh, wo).ok());
 }
 
+// ErrorEstimate::kConfidence prices a wrong answer at 1 - conf of the answering head.
+TEST(ExitsOsTest, ConfidenceErrorEstimate) {
+  const sd::CostModel cost = SyntheticCost();
+  const sd::ExitStats st = SyntheticStats(200, 11);
+  auto m = sd::ExitModel::Create(cost, st, 0.5, sd::ErrorEstimate::kConfidence);
+  ASSERT_TRUE(m.ok());
+  const sd::ExitWorld w = World(0.0, "gauss-markov:snr_db=10,doppler_hz=2");
+  std::vector<const sd::ExitSample*> samples;
+  for (const sd::ExitSample& s : m->stats().samples) samples.push_back(&s);
+  const sd::Thresholds t = {0.8, sd::kExitOff, 0.9, sd::kExitOff};
+  auto p = m->Fold(w.base, samples, t);
+  ASSERT_TRUE(p.ok());
+  const double folded = sd::ExactExpectedCost(*p, *sd::MakeAllLocalPolicy(*p));
+  double direct = 0;
+  const sd::ChannelPath path = w.fit->At(0);
+  for (const sd::ExitSample* s : samples) {
+    const sd::InferenceOutcome o = m->RunPlan(*s, path, sd::ExitPlan{t, 4});
+    direct += o.latency_s + 0.5 * (1.0 - s->conf[o.exit]);
+  }
+  EXPECT_NEAR(folded, direct / static_cast<double>(samples.size()), 1e-12);
+}
+
 // OS minimizes over a superset of the fixed-threshold grid (every common threshold x every fixed
 // split), so its expected cost is at most each grid point's.
 TEST(ExitsOsTest, OsBeatsEveryFixedGridPoint) {
