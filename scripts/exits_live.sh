@@ -5,7 +5,8 @@
 #   scripts/exits_live.sh                      300 inferences per controller and trace
 #   EPISODES=100 TRAIN=3000 scripts/exits_live.sh
 # Knobs: BUILD_DIR (build), SLOWDOWN (100), AW (accuracy weight, 0.1), EPISODES (300),
-# TRAIN (RL training inferences, 20000), SEED (1), OUT (docs/figures/exits_data).
+# TRAIN (RL training inferences, 20000), SEED (1), OUT (docs/figures/exits_data: the summaries),
+# LEDGER_DIR (a temporary folder: one JSON line per inference, exits_client --json-out).
 # Trains the model with build/bin/train_exits defaults into models/digits_branchy.pt when missing
 # (about 10 s): the weights data/exits/digits_branchy_stats.json was made from.
 set -euo pipefail
@@ -39,7 +40,7 @@ for t in norway_car_7 norway_tram_1 B_2020.02.14_09.38.22.csv; do
   "$bin/exits_client" --server "$EDGE_ADDR" --weights "$weights" --channel "trace:data/traces/$t" \
     --controllers os,rl,fixed,bi --slowdown "$slowdown" --accuracy-weight "$aw" \
     --episodes "$episodes" --train-steps "$train" --seed "$seed" \
-    --json-out "$out/live_$name.jsonl" --summary-json "$out/live_$name.json" >/dev/null
+    --json-out "${LEDGER_DIR:-$tmp}/live_$name.jsonl" --summary-json "$out/live_$name.json" >/dev/null
   /usr/bin/python3 - "$out/live_$name.json" <<'PY'
 import json, sys
 r = json.load(open(sys.argv[1]))
