@@ -2,7 +2,8 @@
 # Early exits with a split point (issue 9): scores the controllers over (exit thresholds, split)
 # on three real traces with build/bin/exits_sim and prints a table per trace, then sweeps the
 # accuracy weight (os, bi) and the common fixed threshold (fixed) for the accuracy-latency
-# trade-off curves and draws them (scripts/plot_exits.py -> docs/figures/exits_*.png).
+# trade-off curves and draws them (scripts/plot_exits.py -> docs/figures/exits_*.png); then runs
+# the same controllers live against a real edge_server (scripts/exits_live.sh; NO_LIVE=1 skips).
 #   scripts/exits.sh                      full run (RL trained 20000 inferences per trace)
 #   TRAIN=3000 EPISODES=5000 scripts/exits.sh   a quick run
 #   BUILD_DIR=build-b SLOWDOWN=100 AW=0.1 SEED=1 OUT=docs/figures/exits_data
@@ -60,3 +61,8 @@ PY
   done
 done
 /usr/bin/python3 scripts/plot_exits.py "$out" docs/figures
+# The same controllers live against a real edge_server on the same traces (scripts/exits_live.sh;
+# NO_LIVE=1 skips it).
+if [[ -z "${NO_LIVE:-}" ]]; then
+  SLOWDOWN="$slowdown" AW="$aw" SEED="$seed" TRAIN="$train" OUT="$out" scripts/exits_live.sh
+fi
