@@ -3,9 +3,11 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <mutex>
 #include <random>
 #include <sstream>
 
+#include <ATen/CPUGeneratorImpl.h>
 #include <torch/torch.h>
 
 namespace splitinfer::decision {
@@ -42,6 +44,59 @@ void SoftUpdate(Mlp& from, Mlp& to, double tau) {
   auto src = from->parameters();
   auto dst = to->parameters();
   for (size_t i = 0; i < src.size(); ++i) dst[i].mul_(1.0 - tau).add_(src[i], tau);
+}
+
+// Initializes every Linear like LibTorch's default (weights and biases uniform in
+// +-1/sqrt(fan_in)) from a private generator, so that training neither reads nor moves the global
+// generator.
+void InitFrom(Mlp& m, at::Generator& gen) {
+  torch::NoGradGuard g;
+  for (torch::nn::Linear* l : {&m->l1, &m->l2, &m->l3}) {
+    const double bound = 1.0 / std::sqrt(static_cast<double>((*l)->weight.size(1)));
+    (*l)->weight.uniform_(-bound, bound, gen);
+    (*l)->bias.uniform_(-bound, bound, gen);
+  }
+}
+
+// One intra-op thread while training (bitwise reproducible reductions); restores the count.
+class ScopedOneThread {
+ public:
+  ScopedOneThread() : saved_(at::get_num_threads()) { at::set_num_threads(1); }
+  ~ScopedOneThread() { at::set_num_threads(saved_); }
+  ScopedOneThread(const ScopedOneThread&) = delete;
+  ScopedOneThread& operator=(const ScopedOneThread&) = delete;
+
+ private:
+  int saved_;
+};
+
+// Builds the four networks with the global generator's state saved and restored around the
+// modules' own default initialization (which draws from it), then re-initializes them from
+// `gen`.
+struct Nets {
+  Mlp actor{nullptr}, critic{nullptr}, actor_t{nullptr}, critic_t{nullptr};
+};
+Nets MakeNets(int hidden, int action_size, at::Generator& gen) {
+  static std::mutex mutex;
+  std::lock_guard<std::mutex> lock(mutex);
+  at::Generator global = at::detail::getDefaultCPUGenerator();
+  at::Tensor saved;
+  {
+    std::lock_guard<std::mutex> g(global.mutex());
+    saved = global.get_state();
+  }
+  Nets n;
+  n.actor = Mlp(kStateSize, hidden, action_size, true);
+  n.critic = Mlp(kStateSize + action_size, hidden, 1, false);
+  n.actor_t = Mlp(kStateSize, hidden, action_size, true);
+  n.critic_t = Mlp(kStateSize + action_size, hidden, 1, false);
+  {
+    std::lock_guard<std::mutex> g(global.mutex());
+    global.set_state(saved);
+  }
+  InitFrom(n.actor, gen);
+  InitFrom(n.critic, gen);
+  return n;
 }
 
 EigenMlp ToEigen(Mlp& m) {
@@ -159,8 +214,8 @@ Result<std::unique_ptr<DdpgController>> TrainDdpg(const ExitWorld& world, const 
   const ExitModel& model = *world.model;
   const int n = model.num_units(), ne = model.num_exits();
   const int ad = ne;  // action size
-  at::set_num_threads(1);
-  torch::manual_seed(o.seed);
+  ScopedOneThread one_thread;
+  at::Generator gen = at::make_generator<at::CPUGeneratorImpl>(o.seed);
   std::mt19937_64 rng(o.seed);
   std::normal_distribution<double> gauss(0.0, 1.0);
   std::uniform_real_distribution<double> uni(-1.0, 1.0);
@@ -182,8 +237,11 @@ Result<std::unique_ptr<DdpgController>> TrainDdpg(const ExitWorld& world, const 
     scaling.energy_ref_j = std::max(en, 1e-12);
   }
 
-  Mlp actor(kStateSize, o.hidden, ad, true), critic(kStateSize + ad, o.hidden, 1, false);
-  Mlp actor_t(kStateSize, o.hidden, ad, true), critic_t(kStateSize + ad, o.hidden, 1, false);
+  Nets nets = MakeNets(o.hidden, ad, gen);
+  Mlp& actor = nets.actor;
+  Mlp& critic = nets.critic;
+  Mlp& actor_t = nets.actor_t;
+  Mlp& critic_t = nets.critic_t;
   CopyParams(actor, actor_t);
   CopyParams(critic, critic_t);
   torch::optim::Adam actor_opt(actor->parameters(), torch::optim::AdamOptions(o.actor_lr));

@@ -14,12 +14,16 @@
 // Reward: -cost / cost_ref of the inference (cost of exits.h, with the accuracy term), cost_ref =
 // mean cost of the random warm-up actions. One step = one inference.
 //
-// Reproducible from a seed: torch::manual_seed(seed) for the initial weights, one intra-op
-// thread, and a std::mt19937_64 of our own for episodes, samples, exploration noise and replay
-// batches: the same seed gives bitwise the same weights and figures.
+// Reproducible from a seed: the initial weights come from a private LibTorch CPU generator seeded
+// with it (the global generator is saved and restored around the modules' construction, so
+// training neither depends on nor moves it; torch::manual_seed is not needed), one intra-op
+// thread while training (restored after), and a std::mt19937_64 of our own for episodes,
+// samples, exploration noise and replay batches: the same seed gives bitwise the same weights and
+// figures.
 //
-// Thread safety: TrainDdpg is not reentrant with other LibTorch users that change the global
-// thread count; a DdpgController is used by one inference at a time.
+// Thread safety: TrainDdpg sets LibTorch's global intra-op thread count to 1 for its duration;
+// do not run it beside other LibTorch work that depends on that count. A DdpgController is used
+// by one inference at a time.
 #pragma once
 
 #include <cstdint>

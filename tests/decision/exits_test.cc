@@ -7,6 +7,7 @@
 #include <random>
 
 #include <gtest/gtest.h>
+#include <torch/torch.h>
 
 #include "common/decision/exits_rl.h"
 
@@ -347,7 +348,16 @@ TEST(ExitsRlTest, ReproducibleAndBeatsFixedOnChangingChannel) {
   const sd::ExitWorld w = World(0.02, "gauss-markov:snr_db=6,doppler_hz=1");
   sd::DdpgReport r1, r2;
   std::vector<double> w1, w2;
+  // Training neither depends on nor moves LibTorch's global generator, and restores the thread
+  // count.
+  const int threads = at::get_num_threads();
+  torch::manual_seed(42);
+  const at::Tensor want = torch::rand({4});
+  torch::manual_seed(42);
   const auto a = TrainAndScore(w, 5, &r1, &w1);
+  EXPECT_TRUE(torch::equal(torch::rand({4}), want));
+  EXPECT_EQ(at::get_num_threads(), threads);
+  torch::manual_seed(7);
   const auto b = TrainAndScore(w, 5, &r2, &w2);
   ASSERT_EQ(w1.size(), w2.size());
   EXPECT_EQ(w1, w2);
