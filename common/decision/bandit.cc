@@ -372,6 +372,7 @@ Result<SelectSimResult> RunSelectSim(const std::vector<Variant>& arms,
     }
   }
   r.oracle_mean_qoe = oracle_sum / options.rounds;
+  r.linucb = std::move(runners.front().bandit);
   for (Runner& run : runners) {
     run.trace.mean_qoe = run.sum_qoe / options.rounds;
     run.trace.mean_decision_us = run.decision_ns / 1e3 / options.rounds;

@@ -14,6 +14,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -150,6 +151,7 @@ struct SelectSimResult {
   std::vector<int> oracle_arm;        // per device
   double oracle_mean_qoe = 0.0;       // over the arrivals
   std::vector<PolicyTrace> policies;  // linucb, linucb_disjoint, eps_greedy, common
+  std::optional<LinUcb> linucb;       // the shared LinUCB as it stands after the last round
   nlohmann::json ToJson(const std::vector<Variant>& arms) const;
 };
 

@@ -68,32 +68,16 @@ int main(int argc, char** argv) {
     return 1;
   }
 
-  // The link to placement: a LinUCB trained on the same stream as above picks for the first
-  // devices of the population, and the planner places that variant.
+  // The link to placement: the shared LinUCB as the run left it picks a variant for the first
+  // devices of the population, and the planner places that variant on each.
   nlohmann::json plans = nlohmann::json::array();
   {
-    sd::BanditOptions bo;
-    bo.num_arms = static_cast<int>(arms->size());
-    bo.dim = sd::kJointDim;
-    bo.alpha = so.alpha;
-    bo.ridge = so.ridge;
-    splitinfer::Result<sd::LinUcb> bandit = sd::LinUcb::Create(bo);
-    if (!bandit.ok()) {
-      std::cerr << "select_sim: " << bandit.status() << "\n";
-      return 1;
-    }
-    // Train on the population's expected QoE (noise-free here: the table shows the link).
+    sd::LinUcb& bandit = *r->linucb;
     Eigen::MatrixXd x;
-    for (int t = 0; t < std::min(so.rounds, 5000); ++t) {
-      const sd::DeviceContext& d = devices[static_cast<size_t>(t) % devices.size()];
-      sd::JointFeatures(d, *arms, &x);
-      const int a = *bandit->Select(x);
-      (void)bandit->Update(a, x.row(a).transpose(), sd::ExpectedQoe((*arms)[a], d, so.qoe));
-    }
     for (int i = 0; i < std::min<int>(plan_devices, static_cast<int>(devices.size())); ++i) {
       const sd::DeviceContext& d = devices[i];
       sd::JointFeatures(d, *arms, &x);
-      const int a = *bandit->Select(x);
+      const int a = *bandit.Select(x);
       splitinfer::Result<sd::VariantPlacement> p = sd::PlanForVariant((*arms)[a], d);
       if (!p.ok()) {
         std::cerr << "select_sim: " << p.status() << "\n";
