@@ -29,7 +29,8 @@ for ax, key, title in ((axes[0], "regret_oracle", "vs the per-device oracle"),
     ax.set_ylabel("QoE points")
     ax.axhline(0, color="k", lw=0.5)
     ax.grid(alpha=0.3)
-axes[0].set_yscale("symlog", linthresh=100)
+axes[0].set_yscale("symlog", linthresh=10)
+axes[0].set_ylim(bottom=0)
 axes[1].set_yscale("symlog", linthresh=100)
 axes[0].legend()
 r = runs[0]
