@@ -29,8 +29,8 @@ sd::LinUcb Warm(const std::vector<sd::Variant>& arms, const std::vector<sd::Devi
   bo.num_arms = static_cast<int>(arms.size());
   bo.dim = sd::kJointDim;
   bo.shared = shared;
-  bo.alpha = 2;
-  bo.ridge = 0.01;
+  bo.alpha = 1;
+  bo.ridge = 0.001;
   sd::LinUcb b = *sd::LinUcb::Create(bo);
   Eigen::MatrixXd x;
   sd::QoeOptions q;

@@ -163,6 +163,8 @@ bool BanditOptions::IsValid(std::string* error) const {
     e = "ridge must be > 0 (got " + Num(ridge) + ")";
   else if (!(epsilon >= 0 && epsilon <= 1))
     e = "epsilon must be in [0, 1] (got " + Num(epsilon) + ")";
+  else if (!Finite(reward_offset))
+    e = "reward_offset must be finite (got " + Num(reward_offset) + ")";
   else
     return true;
   if (error) *error = e;
@@ -231,7 +233,7 @@ Status LinUcb::Update(int arm, const Eigen::VectorXd& x, double reward) {
   scratch_.noalias() = a_inv * x;
   const double denom = 1.0 + x.dot(scratch_);
   a_inv.noalias() -= (scratch_ / denom) * scratch_.transpose();
-  b_[m].noalias() += reward * x;
+  b_[m].noalias() += (reward - options_.reward_offset) * x;
   theta_[m].noalias() = a_inv * b_[m];
   ++updates_;
   return Status::Ok();
@@ -314,6 +316,7 @@ Result<SelectSimResult> RunSelectSim(const std::vector<Variant>& arms,
     bo.ridge = options.ridge;
     bo.epsilon = options.epsilon;
     bo.seed = options.seed + 17;
+    bo.reward_offset = options.optimistic ? options.qoe.accuracy_scale : 0.0;
     Result<LinUcb> b = LinUcb::Create(bo);
     if (!b.ok()) return b.status();
     Runner run;

@@ -87,7 +87,11 @@ struct BanditOptions {
   double alpha = 1.0;     // LinUCB width multiplier
   double ridge = 1.0;     // lambda of A = lambda I + sum x x^T
   double epsilon = 0.05;  // epsilon-greedy exploration rate
-  uint64_t seed = 1;      // epsilon-greedy draws
+  // The model learns reward - reward_offset, so the ridge prior (theta = 0) predicts
+  // reward_offset for an arm never played: the QoE ceiling makes that prior optimistic (every arm
+  // gets tried), 0 is plain LinUCB.
+  double reward_offset = 0.0;
+  uint64_t seed = 1;  // epsilon-greedy draws
   bool IsValid(std::string* error) const;
 };
 
@@ -103,7 +107,8 @@ class LinUcb {
   // Feeds back the reward of `arm` played with features `x` (its row at selection time).
   // kInvalidArgument on a bad arm, shape, or non-finite x or reward; the model is unchanged then.
   Status Update(int arm, const Eigen::VectorXd& x, double reward);
-  // The current ridge estimate of the arm's model (the shared one when shared).
+  // The current ridge estimate of the arm's model (the shared one when shared), of
+  // reward - reward_offset.
   const Eigen::VectorXd& Theta(int arm) const { return theta_[options_.shared ? 0 : arm]; }
   int64_t updates() const { return updates_; }
 
@@ -128,9 +133,11 @@ struct SelectSimOptions {
   int rounds = 20000;
   uint64_t seed = 1;
   QoeOptions qoe;
-  double alpha = 2.0;   // chosen from a sweep (docs/selection.md)
-  double ridge = 0.01;  // small: the prior theta = 0 is pessimistic when QoE is ~95 points
+  double alpha = 1.0;    // chosen from a sweep (docs/selection.md)
+  double ridge = 0.001;  // small: the prior theta = 0 is pessimistic when QoE is ~95 points
   double epsilon = 0.05;
+  // Bandit reward offset: true sets it to the QoE ceiling (accuracy_scale), false to 0.
+  bool optimistic = false;
   std::vector<int> checkpoints;  // rounds at which cumulative regret is reported (ascending)
   bool IsValid(std::string* error) const;
 };

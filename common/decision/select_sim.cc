@@ -34,6 +34,8 @@ int main(int argc, char** argv) {
   app.add_option("--alpha", so.alpha, "LinUCB width multiplier");
   app.add_option("--ridge", so.ridge, "ridge lambda");
   app.add_option("--epsilon", so.epsilon, "epsilon-greedy rate");
+  app.add_option("--optimistic", so.optimistic,
+                 "bandit reward offset = the QoE ceiling (prior optimistic), else 0");
   app.add_option("--noise-sd", so.qoe.noise_sd, "QoE feedback noise (points)");
   app.add_option("--checkpoints", checkpoints_text, "comma list of rounds (default: 10 even)");
   app.add_option("--plan-devices", plan_devices, "devices shown with their placement M*")
@@ -104,6 +106,7 @@ int main(int argc, char** argv) {
   j["alpha"] = so.alpha;
   j["ridge"] = so.ridge;
   j["epsilon"] = so.epsilon;
+  j["optimistic"] = so.optimistic;
   j["noise_sd"] = so.qoe.noise_sd;
   j["placement"] = plans;
   if (json) {
