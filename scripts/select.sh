@@ -26,7 +26,7 @@ echo "$variants, $devices devices, $rounds rounds, seeds $seeds"
 files=()
 for s in $seeds; do
   "$bin" --variants "$variants" --devices "$devices" --rounds "$rounds" --seed "$s" \
-    --checkpoints "$cps" --json >"$out/select_seed$s.json"
+    --checkpoints "$cps" --plan-devices 6 --json >"$out/select_seed$s.json"
   files+=("$out/select_seed$s.json")
 done
 /usr/bin/python3 - "${files[@]}" <<'PY'

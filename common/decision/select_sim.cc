@@ -13,6 +13,7 @@
 #include <cstdio>
 #include <iostream>
 #include <sstream>
+#include <vector>
 
 #include <CLI/CLI.hpp>
 
@@ -76,7 +77,19 @@ int main(int argc, char** argv) {
   {
     sd::LinUcb& bandit = *r->linucb;
     Eigen::MatrixXd x;
-    for (int i = 0; i < std::min<int>(plan_devices, static_cast<int>(devices.size())); ++i) {
+    // Shown: the first device of each oracle variant, then the first devices, up to plan_devices.
+    std::vector<int> shown;
+    std::vector<bool> arm_seen(arms->size(), false);
+    const int nd = static_cast<int>(devices.size());
+    for (int i = 0; i < nd && static_cast<int>(shown.size()) < plan_devices; ++i)
+      if (!arm_seen[r->oracle_arm[i]]) {
+        arm_seen[r->oracle_arm[i]] = true;
+        shown.push_back(i);
+      }
+    for (int i = 0; i < nd && static_cast<int>(shown.size()) < plan_devices; ++i)
+      if (std::find(shown.begin(), shown.end(), i) == shown.end()) shown.push_back(i);
+    std::sort(shown.begin(), shown.end());
+    for (int i : shown) {
       const sd::DeviceContext& d = devices[i];
       sd::JointFeatures(d, *arms, &x);
       const int a = *bandit.Select(x);
