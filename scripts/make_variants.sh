@@ -19,11 +19,11 @@ out=${OUT:-data/variants/digits_variants.json}
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 for w in $widths; do
-  start=$(date +%s.%N)
+  start=$(date +%s%N)
   "$bin" --width "$w" --epochs "$epochs" --seed "$seed" --out "$tmp/w$w.pt" \
     --stats-out "$tmp/w${w}_stats.json" --profile-out "$tmp/w${w}_profile.json" >"$tmp/w$w.log"
-  end=$(date +%s.%N)
-  echo "width $w: trained in $(echo "$end - $start" | bc) s" >&2
+  end=$(date +%s%N)
+  echo "width $w: trained in $(( (end - start) / 1000000 )) ms" >&2
 done
 host="$(lscpu | sed -n 's/^Model name: *//p' | head -1), $(nproc) cores"
 /usr/bin/python3 - "$tmp" "$out" "$epochs" "$seed" "$host" $widths <<'PY'
