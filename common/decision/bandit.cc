@@ -31,7 +31,7 @@ double Gaussian(uint64_t* state) {
   double u1 = Uniform01(state);
   if (u1 < 1e-300) u1 = 1e-300;
   const double u2 = Uniform01(state);
-  return std::sqrt(-2.0 * std::log(u1)) * std::cos(2.0 * M_PI * u2);
+  return std::sqrt(-2.0 * std::log(u1)) * std::cos(6.283185307179586 * u2);
 }
 
 std::string Num(double v) {
