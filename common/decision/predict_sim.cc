@@ -10,6 +10,7 @@
 //      monotone log-space map (a scale; an affine map is shown too) fitted on --calib measured
 //      units (spread over the proxy's ranks, taken from the device's training units), scored on the
 //      same held-out units;
+//   (plus leave-one-model-family-out log fits: each family predicted from the other families);
 //   3. the decision-cost ratio: BI solved on predicted costs, priced on the profiled ones, over
 //      BI solved on the profiled ones, for every *_w1_s224 profile, on an i.i.d. Rayleigh law.
 #include <cstdio>
@@ -149,8 +150,29 @@ int main(int argc, char** argv) {
         {"proxy+" + std::to_string(calib) + "cal-affine",
          Check(sd::EvaluatePredictor(d.test, proxy_pred, &cal_affine), d.name)},
     };
+    // Leave one model family out: every unit of the family predicted by a fit on the others.
+    std::vector<sd::UnitSample> all = d.train;
+    all.insert(all.end(), d.test.begin(), d.test.end());
+    auto family = [](const sd::UnitSample& u) { return u.source.substr(0, u.source.find("_w")); };
+    std::map<std::string, int> families;
+    for (const sd::UnitSample& u : all) ++families[family(u)];
+    for (const auto& [fam, count] : families) {
+      std::vector<sd::UnitSample> others, held;
+      for (const sd::UnitSample& u : all) (family(u) == fam ? held : others).push_back(u);
+      const sd::UnitPredictor p = Check(sd::UnitPredictor::Fit(others, log_opts), fam);
+      const sd::PredictionError e = Check(sd::EvaluatePredictor(held, p), fam);
+      dj["leave_model_out"][fam] = err_json(e);
+      (void)count;
+    }
     dj["calibration_scale"] = {{"a", cal.a}, {"b", cal.b}};
     dj["calibration_affine"] = {{"a", cal_affine.a}, {"b", cal_affine.b}};
+    if (!json) {
+      for (const auto& [fam, e] : dj["leave_model_out"].items())
+        std::printf("%-8s %-22s %5d %12.3f %10.3f %9.3f\n", d.name.c_str(),
+                    ("lomo-log:" + fam).c_str(), e["n"].get<int>(),
+                    e["median_abs_ms"].get<double>(), e["median_rel"].get<double>(),
+                    e["spearman"].get<double>());
+    }
     for (const auto& [name, e] : rows) {
       dj["errors"][name] = err_json(e);
       if (!json)
