@@ -6,7 +6,8 @@
 # the same controllers live against a real edge_server (scripts/exits_live.sh; NO_LIVE=1 skips).
 #   scripts/exits.sh                      full run (RL trained 20000 inferences per trace)
 #   TRAIN=3000 EPISODES=5000 scripts/exits.sh   a quick run
-#   BUILD_DIR=build-b SLOWDOWN=100 AW=0.1 SEED=1 OUT=docs/figures/exits_data
+#   BUILD_DIR=build-b SLOWDOWN=100 AW=0.1 SEED=1 OUT=docs/figures/exits_data FIG_DIR=docs/figures
+#   (a quick run should set OUT and FIG_DIR elsewhere, or it overwrites the committed figures)
 # Every run is two-fold cross-fitted over the held-out samples (exits_sim --cross-fit): each half
 # calibrates the controllers (and trains rl) once and is scored once.
 # Inputs: data/exits/digits_branchy_stats.json and data/profiles/digits_branchy.json (part A).
@@ -60,7 +61,7 @@ PY
       --accuracy-weight "$aw" --fixed-threshold "$th" --json >"$out/sweep_th_${name}_$th.json"
   done
 done
-/usr/bin/python3 scripts/plot_exits.py "$out" docs/figures
+/usr/bin/python3 scripts/plot_exits.py "$out" "${FIG_DIR:-docs/figures}"
 # The same controllers live against a real edge_server on the same traces (scripts/exits_live.sh;
 # NO_LIVE=1 skips it).
 if [[ -z "${NO_LIVE:-}" ]]; then
