@@ -78,13 +78,16 @@ TEST(UnitPredictor, ProxyTransferKeepsRanks) {
   Result<ProxyCalibration> cal = FitProxyCalibration(cp, ct);
   ASSERT_TRUE(cal.ok()) << cal.status();
   EXPECT_GT(cal->b, 0.0);
-  // t2 is slower than t1 on this VM: the scale moves predictions up.
-  EXPECT_GT(cal->a, 0.0);
-  // Spearman does not depend on the (increasing) calibration; the median error does, and on t2
-  // it is large (docs/predictors.md): only the ranks are checked.
+  // Spearman does not depend on the (increasing) calibration: the ranks transfer. On the quiet
+  // profiles (data/unit_profiles/README.md) the 5 calibration units also bring the held-out
+  // median relative error below the uncalibrated proxy's (0.400 against 0.419 when measured).
   Result<PredictionError> e = EvaluatePredictor(t2.test, *proxy, &*cal);
   ASSERT_TRUE(e.ok()) << e.status();
   EXPECT_GT(e->spearman, 0.55);
+  Result<PredictionError> raw = EvaluatePredictor(t2.test, *proxy);
+  ASSERT_TRUE(raw.ok()) << raw.status();
+  EXPECT_EQ(e->spearman, raw->spearman);
+  EXPECT_LT(e->median_rel, raw->median_rel);
 }
 
 // The cost model accepts predicted costs wherever it accepts profiled ones, and the splitter
