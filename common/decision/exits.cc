@@ -536,27 +536,12 @@ Result<ExitWorld> BuildExitWorld(const CostModel& cost, const ExitStats& stats,
                                 "gauss-markov:)");
   Result<ExitModel> model = ExitModel::Create(cost, stats, accuracy_weight, estimate);
   if (!model.ok()) return model.status();
-  RateSeries series;
-  if (ch.kind == ChannelSpec::Kind::kGaussMarkov) {
-    GaussMarkovOptions g;
-    g.snr_db = ch.snr_db;
-    g.doppler_hz = ch.doppler_hz;
-    g.dt_s = o.grid_s;
-    g.duration_s = o.gauss_markov_duration_s;
-    g.bandwidth_hz = o.bandwidth_hz;
-    g.seed = o.seed * 7919 + 17;
-    Result<RateSeries> s = GenerateGaussMarkov(g);
-    if (!s.ok()) return s.status();
-    series = std::move(*s);
-  } else {
-    UccOptions uo;
-    uo.dt_s = o.grid_s;
-    uo.bandwidth_hz = o.bandwidth_hz;
-    Result<RateSeries> s = LoadTrace(ch.path, uo);
-    if (!s.ok()) return s.status();
-    series = std::move(*s);
-  }
-  for (double& r : series.rate_bps) r *= o.rate_scale;
+  // UCC logs through the SNR column, as split_sim's default.
+  Result<RateSeries> loaded =
+      LoadChannelSeries(ch, o.grid_s, o.bandwidth_hz, o.gauss_markov_duration_s, o.seed,
+                        UccColumn::kSnrShannon, o.rate_scale);
+  if (!loaded.ok()) return loaded.status();
+  RateSeries series = std::move(*loaded);
   const size_t total = series.size(), cut = static_cast<size_t>(total * o.fit_fraction);
   if (cut < 100 || total - cut < 100)
     return InvalidArgumentError(ch.text + ": series too short to fit and score (" +

@@ -13,6 +13,35 @@
 #include "common/decision/trace.h"
 
 namespace splitinfer::decision {
+
+Result<RateSeries> LoadChannelSeries(const ChannelSpec& ch, double grid_s, double bandwidth_hz,
+                                     double duration_s, uint64_t seed, UccColumn ucc_column,
+                                     double rate_scale) {
+  RateSeries series;
+  if (ch.kind == ChannelSpec::Kind::kGaussMarkov) {
+    GaussMarkovOptions g;
+    g.snr_db = ch.snr_db;
+    g.doppler_hz = ch.doppler_hz;
+    g.dt_s = grid_s;
+    g.duration_s = duration_s;
+    g.bandwidth_hz = bandwidth_hz;
+    g.seed = seed * 7919 + 17;
+    Result<RateSeries> s = GenerateGaussMarkov(g);
+    if (!s.ok()) return s.status();
+    series = std::move(*s);
+  } else {
+    UccOptions uo;
+    uo.dt_s = grid_s;
+    uo.bandwidth_hz = bandwidth_hz;
+    uo.column = ucc_column;
+    Result<RateSeries> s = LoadTrace(ch.path, uo);
+    if (!s.ok()) return s.status();
+    series = std::move(*s);
+  }
+  for (double& r : series.rate_bps) r *= rate_scale;
+  return series;
+}
+
 namespace {
 
 constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
@@ -117,29 +146,12 @@ Result<World> RayleighWorld(const CostModel& cost, const ChannelSpec& ch, const 
 }
 
 Result<World> SeriesWorld(const CostModel& cost, const ChannelSpec& ch, const SimOptions& o) {
-  RateSeries series;
   const bool markov = ch.kind != ChannelSpec::Kind::kTrace;
-  if (ch.kind == ChannelSpec::Kind::kGaussMarkov) {
-    GaussMarkovOptions g;
-    g.snr_db = ch.snr_db;
-    g.doppler_hz = ch.doppler_hz;
-    g.dt_s = o.grid_s;
-    g.duration_s = o.gauss_markov_duration_s;
-    g.bandwidth_hz = o.bandwidth_hz;
-    g.seed = o.seed * 7919 + 17;
-    Result<RateSeries> s = GenerateGaussMarkov(g);
-    if (!s.ok()) return s.status();
-    series = std::move(*s);
-  } else {
-    UccOptions uo;
-    uo.dt_s = o.grid_s;
-    uo.bandwidth_hz = o.bandwidth_hz;
-    uo.column = o.ucc_column;
-    Result<RateSeries> s = LoadTrace(ch.path, uo);
-    if (!s.ok()) return s.status();
-    series = std::move(*s);
-  }
-  for (double& r : series.rate_bps) r *= o.transfer_scale;
+  Result<RateSeries> loaded =
+      LoadChannelSeries(ch, o.grid_s, o.bandwidth_hz, o.gauss_markov_duration_s, o.seed,
+                        o.ucc_column, o.transfer_scale);
+  if (!loaded.ok()) return loaded.status();
+  RateSeries series = std::move(*loaded);
   const size_t total = series.size(), cut = static_cast<size_t>(total * o.fit_fraction);
   if (cut < 100 || total - cut < 100)
     return InvalidArgumentError(ch.text +

@@ -163,6 +163,13 @@ struct SimResult {
   double solve_ms = 0.0;  // building the problem and every policy
 };
 
+// The rate series of a series channel (trace:, markov-fit:, gauss-markov:) on a grid of grid_s
+// seconds, every rate times rate_scale: a trace file (UCC 5G logs read through `ucc_column` at
+// `bandwidth_hz`), or a Gauss-Markov fading series of `duration_s` seeded from `seed`.
+Result<RateSeries> LoadChannelSeries(const ChannelSpec& channel, double grid_s, double bandwidth_hz,
+                                     double duration_s, uint64_t seed, UccColumn ucc_column,
+                                     double rate_scale);
+
 Result<SimResult> RunSimulation(const CostModel& cost, const ChannelSpec& channel,
                                 const SimOptions& options);
 nlohmann::json ToJson(const SimResult& r);
