@@ -1,6 +1,7 @@
 // Time per bandit decision (issue 10, target <= 10 us): LinUCB over 12 model variants with the
 // 20 joint features of select_sim, shared and disjoint; Select alone, Select + Sherman-Morrison
-// Update, and the whole round (features of the arriving device, Select, Update).
+// Update, and the whole round (features of the arriving device, Select, Update), each layout with
+// select_sim's tuned defaults.
 #include <vector>
 
 #include <benchmark/benchmark.h>
@@ -29,8 +30,12 @@ sd::LinUcb Warm(const std::vector<sd::Variant>& arms, const std::vector<sd::Devi
   bo.num_arms = static_cast<int>(arms.size());
   bo.dim = sd::kJointDim;
   bo.shared = shared;
-  bo.alpha = 1;
-  bo.ridge = 0.001;
+  // select_sim's tuned defaults for the layout (the time does not depend on them).
+  const sd::SelectSimOptions defaults;
+  const sd::PolicyParams& p = shared ? defaults.linucb : defaults.linucb_disjoint;
+  bo.alpha = p.alpha;
+  bo.ridge = p.ridge;
+  bo.reward_offset = p.optimistic ? defaults.qoe.accuracy_scale : 0.0;
   sd::LinUcb b = *sd::LinUcb::Create(bo);
   Eigen::MatrixXd x;
   sd::QoeOptions q;

@@ -1,8 +1,10 @@
 #include "common/decision/bandit.h"
 
 #include <algorithm>
+#include <cerrno>
 #include <chrono>
 #include <cmath>
+#include <cstdlib>
 #include <limits>
 #include <optional>
 #include <sstream>
@@ -253,6 +255,18 @@ std::vector<DeviceContext> SampleDevices(int n, uint64_t seed) {
   return out;
 }
 
+bool PolicyParams::IsValid(std::string* error) const {
+  std::string e;
+  if (!NonNeg(alpha))
+    e = "alpha must be >= 0 (got " + Num(alpha) + ")";
+  else if (!Positive(ridge))
+    e = "ridge must be > 0 (got " + Num(ridge) + ")";
+  else
+    return true;
+  if (error) *error = e;
+  return false;
+}
+
 bool SelectSimOptions::IsValid(std::string* error) const {
   std::string e;
   if (devices < 1)
@@ -260,11 +274,13 @@ bool SelectSimOptions::IsValid(std::string* error) const {
   else if (rounds < 1)
     e = "rounds must be >= 1";
   else if (!qoe.IsValid(&e)) {
-  } else if (!NonNeg(alpha))
-    e = "alpha must be >= 0";
-  else if (!Positive(ridge))
-    e = "ridge must be > 0";
-  else if (!(epsilon >= 0 && epsilon <= 1))
+  } else if (!linucb.IsValid(&e)) {
+    e = "linucb: " + e;
+  } else if (!linucb_disjoint.IsValid(&e)) {
+    e = "linucb_disjoint: " + e;
+  } else if (!eps_greedy.IsValid(&e)) {
+    e = "eps_greedy: " + e;
+  } else if (!(epsilon >= 0 && epsilon <= 1))
     e = "epsilon must be in [0, 1]";
   else if (!std::is_sorted(checkpoints.begin(), checkpoints.end()) ||
            (!checkpoints.empty() && (checkpoints.front() < 1 || checkpoints.back() > rounds)))
@@ -306,17 +322,18 @@ Result<SelectSimResult> RunSelectSim(const std::vector<Variant>& arms,
     double cum_oracle = 0, cum_common = 0, sum_qoe = 0, decision_ns = 0;
   };
   std::vector<Runner> runners;
-  auto add = [&](const std::string& name, BanditPolicy policy, bool shared) -> Status {
+  auto add = [&](const std::string& name, BanditPolicy policy, bool shared,
+                 const PolicyParams& params) -> Status {
     BanditOptions bo;
     bo.num_arms = k;
     bo.dim = kJointDim;
     bo.policy = policy;
     bo.shared = shared;
-    bo.alpha = options.alpha;
-    bo.ridge = options.ridge;
+    bo.alpha = params.alpha;
+    bo.ridge = params.ridge;
     bo.epsilon = options.epsilon;
     bo.seed = options.seed + 17;
-    bo.reward_offset = options.optimistic ? options.qoe.accuracy_scale : 0.0;
+    bo.reward_offset = params.optimistic ? options.qoe.accuracy_scale : 0.0;
     Result<LinUcb> b = LinUcb::Create(bo);
     if (!b.ok()) return b.status();
     Runner run;
@@ -325,9 +342,11 @@ Result<SelectSimResult> RunSelectSim(const std::vector<Variant>& arms,
     runners.push_back(std::move(run));
     return Status::Ok();
   };
-  SPLITINFER_RETURN_IF_ERROR(add("linucb", BanditPolicy::kLinUcb, true));
-  SPLITINFER_RETURN_IF_ERROR(add("linucb_disjoint", BanditPolicy::kLinUcb, false));
-  SPLITINFER_RETURN_IF_ERROR(add("eps_greedy", BanditPolicy::kEpsilonGreedy, true));
+  SPLITINFER_RETURN_IF_ERROR(add("linucb", BanditPolicy::kLinUcb, true, options.linucb));
+  SPLITINFER_RETURN_IF_ERROR(
+      add("linucb_disjoint", BanditPolicy::kLinUcb, false, options.linucb_disjoint));
+  SPLITINFER_RETURN_IF_ERROR(
+      add("eps_greedy", BanditPolicy::kEpsilonGreedy, true, options.eps_greedy));
   runners.emplace_back();
   runners.back().trace.name = "common";
   for (Runner& run : runners) {
@@ -365,6 +384,7 @@ Result<SelectSimResult> RunSelectSim(const std::vector<Variant>& arms,
       run.sum_qoe += mu(d, a);
       ++run.trace.picks[a];
       if (t >= last_from) ++run.trace.picks_last[a];
+      if (t + 1 == options.rounds / 2) run.trace.regret_oracle_half = run.cum_oracle;
     }
     if (next_cp < r.checkpoints.size() && t + 1 == r.checkpoints[next_cp]) {
       for (Runner& run : runners) {
@@ -401,6 +421,7 @@ nlohmann::json SelectSimResult::ToJson(const std::vector<Variant>& arms) const {
     pj["name"] = p.name;
     pj["regret_oracle"] = p.regret_oracle;
     pj["regret_common"] = p.regret_common;
+    pj["regret_oracle_half"] = p.regret_oracle_half;
     pj["mean_qoe"] = p.mean_qoe;
     pj["mean_decision_us"] = p.mean_decision_us;
     nlohmann::json picks = nlohmann::json::object(), last = nlohmann::json::object();
@@ -411,6 +432,222 @@ nlohmann::json SelectSimResult::ToJson(const std::vector<Variant>& arms) const {
     pj["picks"] = picks;
     pj["picks_last20"] = last;
     j["policies"].push_back(pj);
+  }
+  return j;
+}
+
+namespace {
+
+// Splits `text` at commas and trims spaces around each item; an empty item is kept (and refused
+// by the callers).
+std::vector<std::string> SplitList(const std::string& text) {
+  std::vector<std::string> items;
+  size_t start = 0;
+  while (true) {
+    const size_t comma = text.find(',', start);
+    std::string item = text.substr(start, comma == std::string::npos ? comma : comma - start);
+    const size_t b = item.find_first_not_of(" \t");
+    const size_t e = item.find_last_not_of(" \t");
+    items.push_back(b == std::string::npos ? std::string() : item.substr(b, e - b + 1));
+    if (comma == std::string::npos) break;
+    start = comma + 1;
+  }
+  return items;
+}
+
+// The whole of `s` as a decimal unsigned integer (digits only).
+bool ParseU64(const std::string& s, uint64_t* out) {
+  if (s.empty() || s.size() > 20) return false;
+  uint64_t v = 0;
+  for (char c : s) {
+    if (c < '0' || c > '9') return false;
+    const uint64_t digit = static_cast<uint64_t>(c - '0');
+    if (v > (std::numeric_limits<uint64_t>::max() - digit) / 10) return false;
+    v = v * 10 + digit;
+  }
+  *out = v;
+  return true;
+}
+
+Status BadItem(const std::string& what, const std::string& item, const std::string& text,
+               const std::string& expected) {
+  return InvalidArgumentError(what + ": '" + item + "' in '" + text + "' is not " + expected);
+}
+
+}  // namespace
+
+Result<std::vector<int>> ParseIntList(const std::string& text, const std::string& what) {
+  std::vector<int> out;
+  for (const std::string& item : SplitList(text)) {
+    const bool negative = !item.empty() && item[0] == '-';
+    uint64_t v = 0;
+    if (!ParseU64(negative ? item.substr(1) : item, &v) ||
+        v > static_cast<uint64_t>(std::numeric_limits<int>::max()))
+      return BadItem(what, item, text, "an integer");
+    out.push_back(negative ? -static_cast<int>(v) : static_cast<int>(v));
+  }
+  return out;
+}
+
+Result<std::vector<double>> ParseDoubleList(const std::string& text, const std::string& what) {
+  std::vector<double> out;
+  for (const std::string& item : SplitList(text)) {
+    // strtod alone would accept "0x1p3", "inf", "nan" and leading spaces: digits, sign, point
+    // and exponent only.
+    const bool chars_ok =
+        !item.empty() && item.find_first_not_of("0123456789+-.eE") == std::string::npos;
+    char* end = nullptr;
+    errno = 0;
+    const double v = chars_ok ? std::strtod(item.c_str(), &end) : 0.0;
+    if (!chars_ok || end != item.c_str() + item.size() || errno == ERANGE || !std::isfinite(v))
+      return BadItem(what, item, text, "a finite number");
+    out.push_back(v);
+  }
+  return out;
+}
+
+Result<std::vector<uint64_t>> ParseSeedList(const std::string& text) {
+  std::vector<uint64_t> out;
+  for (const std::string& item : SplitList(text)) {
+    const size_t dash = item.find('-');
+    uint64_t lo = 0, hi = 0;
+    bool ok = false;
+    if (dash == std::string::npos) {
+      ok = ParseU64(item, &lo);
+      hi = lo;
+    } else {
+      ok = ParseU64(item.substr(0, dash), &lo) && ParseU64(item.substr(dash + 1), &hi) && lo <= hi;
+    }
+    if (!ok) return BadItem("--seeds", item, text, "a seed N or a range A-B with A <= B");
+    if (hi - lo >= static_cast<uint64_t>(kMaxSeeds) ||
+        out.size() + (hi - lo + 1) > static_cast<size_t>(kMaxSeeds))
+      return InvalidArgumentError("--seeds: more than " + std::to_string(kMaxSeeds) + " seeds");
+    for (uint64_t s = lo;; ++s) {
+      out.push_back(s);
+      if (s == hi) break;
+    }
+  }
+  std::vector<uint64_t> sorted = out;
+  std::sort(sorted.begin(), sorted.end());
+  const auto dup = std::adjacent_find(sorted.begin(), sorted.end());
+  if (dup != sorted.end())
+    return InvalidArgumentError("--seeds: seed " + std::to_string(*dup) + " twice in '" + text +
+                                "'");
+  return out;
+}
+
+nlohmann::json SeedStats::ToJson() const {
+  return {{"mean", mean}, {"median", median}, {"min", min}, {"max", max}, {"sd", sd}};
+}
+
+Result<SeedStats> SummarizeSeeds(const std::vector<double>& values) {
+  if (values.empty()) return InvalidArgumentError("SummarizeSeeds: no values");
+  std::vector<double> v = values;
+  std::sort(v.begin(), v.end());
+  const size_t n = v.size();
+  SeedStats s;
+  s.min = v.front();
+  s.max = v.back();
+  s.median = n % 2 == 1 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+  double sum = 0;
+  for (double x : values) sum += x;
+  s.mean = sum / static_cast<double>(n);
+  if (n > 1) {
+    double ss = 0;
+    for (double x : values) ss += (x - s.mean) * (x - s.mean);
+    s.sd = std::sqrt(ss / static_cast<double>(n - 1));
+  }
+  return s;
+}
+
+SeedStats MultiSeedResult::RegretStats(size_t p) const { return *SummarizeSeeds(regret_oracle[p]); }
+
+Result<MultiSeedResult> RunSelectSeeds(const std::vector<Variant>& arms,
+                                       const SelectSimOptions& options,
+                                       const std::vector<uint64_t>& seeds, bool keep_runs) {
+  if (seeds.empty()) return InvalidArgumentError("select_sim: no seeds");
+  MultiSeedResult m;
+  m.seeds = seeds;
+  for (uint64_t seed : seeds) {
+    SelectSimOptions o = options;
+    o.seed = seed;
+    Result<SelectSimResult> r = RunSelectSim(arms, SampleDevices(o.devices, seed), o);
+    if (!r.ok()) return r.status().WithPrefix("seed " + std::to_string(seed) + ": ");
+    if (m.policies.empty()) {
+      for (const PolicyTrace& p : r->policies) m.policies.push_back(p.name);
+      const size_t np = m.policies.size();
+      m.regret_oracle.resize(np);
+      m.regret_common.resize(np);
+      m.late_ratio.resize(np);
+      m.mean_qoe.resize(np);
+    }
+    for (size_t p = 0; p < r->policies.size(); ++p) {
+      const PolicyTrace& t = r->policies[p];
+      const double total = t.regret_oracle.back();
+      m.regret_oracle[p].push_back(total);
+      m.regret_common[p].push_back(t.regret_common.back());
+      m.late_ratio[p].push_back(t.regret_oracle_half > 0
+                                    ? (total - t.regret_oracle_half) / t.regret_oracle_half
+                                    : std::numeric_limits<double>::quiet_NaN());
+      m.mean_qoe[p].push_back(t.mean_qoe);
+    }
+    m.oracle_mean_qoe.push_back(r->oracle_mean_qoe);
+    m.common_arm.push_back(arms[r->common_arm].name);
+    if (keep_runs) m.runs.push_back(std::move(*r));
+  }
+  return m;
+}
+
+nlohmann::json MultiSeedResult::ToJson(const std::vector<Variant>& arms) const {
+  nlohmann::json j;
+  j["seeds"] = seeds;
+  auto finite_or_null = [](const std::vector<double>& v) {
+    nlohmann::json a = nlohmann::json::array();
+    for (double x : v) a.push_back(std::isfinite(x) ? nlohmann::json(x) : nlohmann::json());
+    return a;
+  };
+  auto stats_of_finite = [](const std::vector<double>& v) {
+    std::vector<double> f;
+    for (double x : v)
+      if (std::isfinite(x)) f.push_back(x);
+    Result<SeedStats> s = SummarizeSeeds(f);
+    return s.ok() ? s->ToJson() : nlohmann::json();
+  };
+  nlohmann::json per_seed = nlohmann::json::array();
+  for (size_t i = 0; i < seeds.size(); ++i) {
+    nlohmann::json s;
+    s["seed"] = seeds[i];
+    s["common_arm"] = common_arm[i];
+    s["oracle_mean_qoe"] = oracle_mean_qoe[i];
+    nlohmann::json ro = nlohmann::json::object(), rc = nlohmann::json::object();
+    for (size_t p = 0; p < policies.size(); ++p) {
+      ro[policies[p]] = regret_oracle[p][i];
+      rc[policies[p]] = regret_common[p][i];
+    }
+    s["regret_oracle"] = ro;
+    s["regret_common"] = rc;
+    per_seed.push_back(s);
+  }
+  j["per_seed"] = per_seed;
+  nlohmann::json summary = nlohmann::json::array();
+  for (size_t p = 0; p < policies.size(); ++p) {
+    summary.push_back({{"name", policies[p]},
+                       {"regret_oracle", RegretStats(p).ToJson()},
+                       {"regret_common", SummarizeSeeds(regret_common[p])->ToJson()},
+                       {"late_ratio", stats_of_finite(late_ratio[p])},
+                       {"late_ratio_per_seed", finite_or_null(late_ratio[p])},
+                       {"mean_qoe", SummarizeSeeds(mean_qoe[p])->ToJson()}});
+  }
+  j["summary"] = summary;
+  j["oracle_mean_qoe"] = SummarizeSeeds(oracle_mean_qoe)->ToJson();
+  if (!runs.empty()) {
+    nlohmann::json rs = nlohmann::json::array();
+    for (size_t i = 0; i < runs.size(); ++i) {
+      nlohmann::json r = runs[i].ToJson(arms);
+      r["seed"] = seeds[i];
+      rs.push_back(std::move(r));
+    }
+    j["runs"] = rs;
   }
   return j;
 }

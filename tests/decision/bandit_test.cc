@@ -1,5 +1,6 @@
 #include "common/decision/bandit.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <fstream>
@@ -23,8 +24,17 @@ Variant MakeVariant(const std::string& name, double accuracy, double time_ms, in
   v.param_bytes = flops / 10;
   v.profile.model = name;
   v.profile.input_bytes = 4096;
-  v.profile.units = {{"a", time_ms / 2, 2048, v.param_bytes / 2, flops / 2},
-                     {"b", time_ms / 2, 40, v.param_bytes - v.param_bytes / 2, flops / 2}};
+  auto unit = [](const char* unit_name, double ms, int64_t out, int64_t params, int64_t f) {
+    UnitProfile u;
+    u.name = unit_name;
+    u.time_ms = ms;
+    u.output_bytes = out;
+    u.param_bytes = params;
+    u.flops = f;
+    return u;
+  };
+  v.profile.units = {unit("a", time_ms / 2, 2048, v.param_bytes / 2, flops / 2),
+                     unit("b", time_ms / 2, 40, v.param_bytes - v.param_bytes / 2, flops / 2)};
   return v;
 }
 
@@ -34,9 +44,10 @@ std::vector<Variant> TradeOffArms() {
           MakeVariant("mid", 0.97, 0.15, 600'000), MakeVariant("big", 0.99, 0.60, 3'000'000)};
 }
 
-// Exact figures of RegretGrowsSublinearlyOnAStationaryPopulation.
-constexpr double kLinFirst = 119.87695879517666;
-constexpr double kLinTotal = 120.22750028395292;
+// Exact figures of RegretGrowsSublinearlyOnAStationaryPopulation (the tuned defaults: shared LinUCB
+// ridge 0.001, alpha 0.5).
+constexpr double kLinFirst = 136.17517946354286;
+constexpr double kLinTotal = 136.52572095231909;
 constexpr double kCommonTotal = 21187.945494745687;
 
 SelectSimOptions SimOptions(int rounds) {
@@ -266,6 +277,89 @@ TEST(BanditTest, RejectsBadInputs) {
   EXPECT_EQ(v.status().code(), StatusCode::kInvalidArgument);
   j["variants"][0]["accuracy"] = 0.9;
   EXPECT_TRUE(ParseVariants(j, "t").ok());
+}
+
+// Many seeds: each seed's figures are those of a single-seed run with that seed (its own
+// population), and the summary is the mean / median / min / max / sd of them.
+TEST(BanditTest, MultiSeedSummaryOnATinyCase) {
+  const std::vector<Variant> arms = TradeOffArms();
+  SelectSimOptions o = SimOptions(300);
+  o.devices = 20;
+  const std::vector<uint64_t> seeds = {3, 1, 2};
+  Result<MultiSeedResult> m = RunSelectSeeds(arms, o, seeds, /*keep_runs=*/true);
+  ASSERT_TRUE(m.ok()) << m.status();
+  ASSERT_EQ(m->seeds, seeds);
+  ASSERT_EQ(m->policies.size(), 4u);
+  ASSERT_EQ(m->runs.size(), 3u);
+  for (size_t p = 0; p < m->policies.size(); ++p) {
+    std::vector<double> finals;
+    for (size_t i = 0; i < seeds.size(); ++i) {
+      SelectSimOptions one = o;
+      one.seed = seeds[i];
+      Result<SelectSimResult> r = RunSelectSim(arms, SampleDevices(o.devices, seeds[i]), one);
+      ASSERT_TRUE(r.ok());
+      const PolicyTrace& t = r->policies[p];
+      EXPECT_EQ(t.name, m->policies[p]);
+      EXPECT_EQ(m->regret_oracle[p][i], t.regret_oracle.back()) << t.name << " seed " << seeds[i];
+      EXPECT_EQ(m->regret_common[p][i], t.regret_common.back());
+      EXPECT_EQ(m->mean_qoe[p][i], t.mean_qoe);
+      if (t.regret_oracle_half > 0) {
+        EXPECT_DOUBLE_EQ(m->late_ratio[p][i],
+                         (t.regret_oracle.back() - t.regret_oracle_half) / t.regret_oracle_half);
+      }
+      finals.push_back(t.regret_oracle.back());
+    }
+    std::vector<double> sorted = finals;
+    std::sort(sorted.begin(), sorted.end());
+    const SeedStats s = m->RegretStats(p);
+    EXPECT_DOUBLE_EQ(s.mean, (finals[0] + finals[1] + finals[2]) / 3) << m->policies[p];
+    EXPECT_EQ(s.median, sorted[1]);
+    EXPECT_EQ(s.min, sorted[0]);
+    EXPECT_EQ(s.max, sorted[2]);
+  }
+  // The JSON carries the same summary.
+  const nlohmann::json j = m->ToJson(arms);
+  ASSERT_EQ(j["summary"].size(), 4u);
+  EXPECT_EQ(j["summary"][0]["name"], "linucb");
+  EXPECT_DOUBLE_EQ(j["summary"][0]["regret_oracle"]["median"].get<double>(),
+                   m->RegretStats(0).median);
+  EXPECT_EQ(j["per_seed"][1]["seed"], 1);
+  EXPECT_EQ(j["runs"].size(), 3u);
+
+  // SummarizeSeeds by hand: an even count takes the mean of the two middle values.
+  Result<SeedStats> st = SummarizeSeeds({3, 1, 2, 10});
+  ASSERT_TRUE(st.ok());
+  EXPECT_DOUBLE_EQ(st->mean, 4.0);
+  EXPECT_DOUBLE_EQ(st->median, 2.5);
+  EXPECT_EQ(st->min, 1.0);
+  EXPECT_EQ(st->max, 10.0);
+  EXPECT_DOUBLE_EQ(st->sd, std::sqrt(50.0 / 3.0));
+  EXPECT_EQ(SummarizeSeeds({7})->sd, 0.0);
+  EXPECT_EQ(SummarizeSeeds({}).status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(RunSelectSeeds(arms, o, {}, false).status().code(), StatusCode::kInvalidArgument);
+}
+
+// select_sim's numeric lists: "5x" is not 5.
+TEST(BanditTest, CommandLineListsRefuseBadNumbers) {
+  EXPECT_EQ(ParseIntList("5x", "--checkpoints").status().code(), StatusCode::kInvalidArgument);
+  for (const char* bad : {"", "1,,2", "1,", "x", "2.5", "1e3", "+3", "99999999999", "0x10"})
+    EXPECT_FALSE(ParseIntList(bad, "--checkpoints").ok()) << "'" << bad << "'";
+  Result<std::vector<int>> ok = ParseIntList("1000, 5000,20000", "--checkpoints");
+  ASSERT_TRUE(ok.ok()) << ok.status();
+  EXPECT_EQ(*ok, (std::vector<int>{1000, 5000, 20000}));
+  EXPECT_NE(ParseIntList("5x", "--checkpoints").status().message().find("'5x'"), std::string::npos);
+
+  for (const char* bad : {"1x", "", "nan", "inf", "0x1p3", "1e999", "1,,2", "1.0.0"})
+    EXPECT_FALSE(ParseDoubleList(bad, "--alpha").ok()) << "'" << bad << "'";
+  Result<std::vector<double>> d = ParseDoubleList("0.5, 1,2e-3", "--alpha");
+  ASSERT_TRUE(d.ok()) << d.status();
+  EXPECT_EQ(*d, (std::vector<double>{0.5, 1.0, 0.002}));
+
+  Result<std::vector<uint64_t>> s = ParseSeedList("101-103,7");
+  ASSERT_TRUE(s.ok()) << s.status();
+  EXPECT_EQ(*s, (std::vector<uint64_t>{101, 102, 103, 7}));
+  for (const char* bad : {"5x", "3-1", "1,1", "1-3,2", "1-", "-1", "", "0-999999", "1--2"})
+    EXPECT_FALSE(ParseSeedList(bad).ok()) << "'" << bad << "'";
 }
 
 // The chosen variant's profile is what the placement planner prices: PlanForVariant equals a
