@@ -6,9 +6,13 @@
 //               --out models/digits_branchy.pt
 //               --stats-out data/exits/digits_branchy_stats.json
 //               --profile-out data/profiles/digits_branchy.json
+//               --int8-stats-out /tmp/int8_stats.json --int8-profile-out /tmp/int8_profile.json
 //
-// --seed seeds the weight init, the batch order and the train/test split. Every output is
-// optional. Exit codes: 0 ok, 2 bad options, 1 anything else.
+// --int8-stats-out / --int8-profile-out also quantize the trained model to int8 (quantize.h:
+// per-channel int8 weights, per-tensor uint8 activations calibrated on the training split, run
+// on LibTorch's int8 kernels) and write its held-out statistics and per-unit profile in the same
+// schemas (plus a "quantization" key). --seed seeds the weight init, the batch order and the
+// train/test split. Every output is optional. Exit codes: 0 ok, 2 bad options, 1 anything else.
 #include <ATen/Parallel.h>
 
 #include <cstdio>
@@ -22,6 +26,7 @@
 
 #include "common/exits/branchy_model.h"
 #include "common/exits/digits.h"
+#include "common/exits/quantize.h"
 #include "common/exits/stats.h"
 #include "common/exits/train.h"
 
@@ -39,6 +44,8 @@ struct Options {
   BranchyOptions model;
   double test_fraction = 0.2;
   std::string out, stats_out, profile_out, load;
+  std::string int8_stats_out, int8_profile_out;
+  std::string int8_engine = "auto";
   int repeats = 50;
   int warmup = 5;
 };
@@ -124,6 +131,54 @@ int Run(const Options& o) {
     }
     std::printf("weights: %s\n", o.out.c_str());
   }
+  std::shared_ptr<Int8BranchyModel> int8;
+  Result<std::vector<at::Tensor>> int8_logits = std::vector<at::Tensor>{};
+  if (!o.int8_stats_out.empty() || !o.int8_profile_out.empty()) {
+    QuantizeOptions qo;
+    qo.engine = o.int8_engine;
+    Result<std::shared_ptr<Int8BranchyModel>> q = QuantizeBranchy(&model, split->train, qo);
+    if (!q.ok()) {
+      std::cerr << "train_exits: int8: " << q.status() << "\n";
+      return q.status().code() == StatusCode::kInvalidArgument ? kExitBadOptions : kExitFailure;
+    }
+    int8 = *q;
+    int8_logits = EvaluateInt8Exits(*int8, split->test);
+    if (!int8_logits.ok()) {
+      std::cerr << "train_exits: int8: " << int8_logits.status() << "\n";
+      return kExitFailure;
+    }
+    std::printf("int8 (%s kernels, calibrated on %lld training samples), test accuracy:",
+                int8->engine().c_str(), static_cast<long long>(int8->calibration_samples()));
+    for (size_t e = 0; e < int8->num_exits(); ++e) {
+      std::printf(" exit %zu %.4f", e, Accuracy((*int8_logits)[e], split->test.labels));
+    }
+    std::printf("\n");
+  }
+  if (int8) {
+    Result<BranchyProfile> p8 = ProfileInt8Branchy(*int8, o.repeats, o.warmup);
+    if (!p8.ok()) {
+      std::cerr << "train_exits: " << p8.status() << "\n";
+      return kExitFailure;
+    }
+    if (!o.int8_stats_out.empty()) {
+      Status st = WriteJson(o.int8_stats_out,
+                            Int8ExitStatsJson(model, *int8, *split, o.seed, *int8_logits, *p8), 1);
+      if (!st.ok()) {
+        std::cerr << "train_exits: " << st << "\n";
+        return kExitFailure;
+      }
+      std::printf("int8 exit statistics: %s\n", o.int8_stats_out.c_str());
+    }
+    if (!o.int8_profile_out.empty()) {
+      Status st = WriteJson(o.int8_profile_out,
+                            Int8ProfileJson(model, *int8, *p8, at::get_num_threads()), 2);
+      if (!st.ok()) {
+        std::cerr << "train_exits: " << st << "\n";
+        return kExitFailure;
+      }
+      std::printf("int8 profile: %s\n", o.int8_profile_out.c_str());
+    }
+  }
   if (o.stats_out.empty() && o.profile_out.empty()) return 0;
   Result<BranchyProfile> profile = ProfileBranchy(model, o.repeats, o.warmup);
   if (!profile.ok()) {
@@ -178,6 +233,12 @@ int main(int argc, char** argv) {
   app.add_option("--out", o.out, "write the trained weights here (torch archive)");
   app.add_option("--stats-out", o.stats_out, "write per-sample exit statistics (JSON) here");
   app.add_option("--profile-out", o.profile_out, "write the per-unit profile (JSON) here");
+  app.add_option("--int8-stats-out", o.int8_stats_out,
+                 "quantize to int8 and write its per-sample exit statistics (JSON) here");
+  app.add_option("--int8-profile-out", o.int8_profile_out,
+                 "quantize to int8 and write its per-unit profile (JSON) here");
+  app.add_option("--int8-engine", o.int8_engine, "int8 kernels: auto, onednn, qnnpack, fbgemm")
+      ->default_val(o.int8_engine);
   app.add_option("--repeats", o.repeats, "profile: timed runs per unit and head")
       ->default_val(o.repeats)
       ->check(CLI::Range(1, 1000000));
