@@ -225,7 +225,8 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(0, 1000));
   app.add_flag("--curves", curves, "with --seeds and --json: every seed's regret curves (runs)");
   app.add_flag("--json", json, "JSON on stdout");
-  app.add_option("--json-out", json_out, "also write the JSON into this file (tables on stdout)");
+  app.add_option("--json-out", json_out,
+                 "also write the JSON, compact, into this file (tables on stdout)");
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -291,7 +292,7 @@ int main(int argc, char** argv) {
   auto emit = [&](const nlohmann::json& j) -> int {
     if (!json_out.empty()) {
       std::ofstream f(json_out);
-      f << j.dump(1) << "\n";
+      f << j.dump() << "\n";  // compact: the data files of select.sh
       f.close();
       if (!f) {
         std::cerr << "select_sim: cannot write " << json_out << "\n";
@@ -363,7 +364,8 @@ int main(int argc, char** argv) {
       std::printf("%8g %6g %5s", p.ridge, p.alpha, p.optimistic ? "on" : "off");
       for (size_t k = 0; k < names.size(); ++k) {
         const sd::SeedStats s = results[i].RegretStats(k);
-        std::printf(" %c%9.1f %8.1f %9.1f", best[k] == i ? '*' : ' ', s.mean, s.median, s.max);
+        std::printf(" %c%9.1f %8.1f %9.1f", best[k] == i && names[k] != "common" ? '*' : ' ',
+                    s.mean, s.median, s.max);
       }
       std::printf("\n");
     }
