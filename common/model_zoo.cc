@@ -122,6 +122,8 @@ class ChainBuilder {
     int64_t h = 0, w = 0;
     if (!Window("conv", kernel, stride, pad, &h, &w)) return nullptr;
     infos_.back().flops += 2 * (in / groups) * kernel * kernel * out * h * w;
+    infos_.back().layers.push_back(
+        LayerShape{LayerShape::Kind::kConv, in, out, kernel, stride, groups, h, w});
     shape_ = {out, h, w};
     if (!assembling()) return nullptr;
     return torch::nn::Conv2d(torch::nn::Conv2dOptions(in, out, kernel)
@@ -169,6 +171,7 @@ class ChainBuilder {
     }
     const int64_t in = shape_[0];
     infos_.back().flops += 2 * in * out;
+    infos_.back().layers.push_back(LayerShape{LayerShape::Kind::kLinear, in, out, 1, 1, 1, 1, 1});
     shape_ = {out};
     if (!assembling()) return nullptr;
     return torch::nn::Linear(torch::nn::LinearOptions(in, out).bias(true));

@@ -17,6 +17,7 @@
 
 #include <ATen/ATen.h>
 
+#include "common/layer_shape.h"
 #include "common/status.h"
 
 namespace splitinfer {
@@ -28,6 +29,7 @@ struct UnitInfo {
   int64_t output_bytes = 0;           // float32 bytes of one sample's output
   int64_t param_bytes = 0;            // bytes of the unit's parameters and buffers
   int64_t flops = -1;                 // multiply-adds x 2 for one sample; -1 when unknown
+  std::vector<LayerShape> layers;     // its convolution and linear layers; empty when unknown
 };
 
 class SplitModel {

@@ -32,6 +32,7 @@
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
+#include "common/host_info.h"
 #include "common/model_zoo.h"
 #include "common/split_model.h"
 #include "common/zoo_cli.h"
@@ -59,36 +60,6 @@ struct Options {
   bool json = false;
   std::string out;
 };
-
-std::string HostName() {
-  char buf[256] = {};
-  if (gethostname(buf, sizeof(buf) - 1) != 0) return "unknown";
-  return buf;
-}
-
-std::string CpuModel() {
-  std::ifstream in("/proc/cpuinfo");
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.rfind("model name", 0) == 0) {
-      const size_t colon = line.find(':');
-      if (colon != std::string::npos) {
-        const size_t b = line.find_first_not_of(' ', colon + 1);
-        return b == std::string::npos ? "" : line.substr(b);
-      }
-    }
-  }
-  return "unknown";
-}
-
-std::string NowUtcIso8601() {
-  const std::time_t now = std::time(nullptr);
-  std::tm tm{};
-  gmtime_r(&now, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
-}
 
 int BadOptions(const Status& s) {
   std::cerr << "codec_fidelity: " << s.message() << "\n";

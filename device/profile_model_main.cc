@@ -2,13 +2,18 @@
 // the cost model needs per unit (output shape and bytes, parameter bytes, FLOPs, time).
 //
 //   profile_model --model resnet18 [--version 1] [--input-size 224] [--width-mult 1]
-//                 [--num-classes 1000] [--repeats 20] [--warmup 3] [--threads 1] [--json]
+//                 [--num-classes 1000] [--repeats 20] [--warmup 3] [--threads 1]
+//                 [--min-sample-ms 0] [--json]
 //   profile_model --torchscript FILE [--input-shape 3,224,224] [--model NAME] ...
 //
 // The input is one sample (batch 1) of seeded N(0, 1) values. Unit i runs on the output of
 // units 1..i-1 for that input; each timed run is RunRange(x, i-1, i) followed by a device
 // synchronisation, after --warmup untimed runs. Times are wall-clock milliseconds; the JSON
 // reports the median and the 10th and 90th percentiles (linear interpolation between ranks).
+// --min-sample-ms T makes each timed sample r back-to-back runs lasting >= T ms (r from the
+// warm-up runs) and records their mean: under a CPU bandwidth limit (a cgroup quota, the CPU
+// throttle of scripts/make_unit_profiles.sh) one short run either fits in the quota or waits out
+// the period, and only an average over several periods measures the throttled speed.
 //
 // Exit codes: 0 ok, 2 bad options (including an unknown model or an input it cannot take),
 // 1 anything else. Single-threaded: LibTorch's intra-op pool gets --threads threads.
@@ -31,6 +36,7 @@
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
+#include "common/host_info.h"
 #include "common/model_zoo.h"
 #include "common/split_model.h"
 #include "common/torchscript_model.h"
@@ -51,6 +57,7 @@ struct ProfileOptions {
   int repeats = 20;
   int warmup = 3;
   int threads = 1;
+  double min_sample_ms = 0.0;
   std::string device = "auto";
   bool json = false;
 };
@@ -71,14 +78,23 @@ UnitTiming TimeUnit(const SplitModel& model, size_t unit, const at::Tensor& x,
                     const ProfileOptions& o, at::Tensor* output) {
   using Clock = std::chrono::steady_clock;
   const at::Device device = model.device();
+  const Clock::time_point warm_start = Clock::now();
   for (int i = 0; i < o.warmup; ++i) model.RunRange(x, unit, unit + 1);
   SynchronizeDevice(device);
+  int runs = 1;  // per timed sample
+  if (o.min_sample_ms > 0.0) {
+    const double warm_ms =
+        std::chrono::duration<double, std::milli>(Clock::now() - warm_start).count();
+    const double per_run = o.warmup > 0 ? warm_ms / o.warmup : 0.0;
+    runs = per_run > 0.0 ? static_cast<int>(std::ceil(o.min_sample_ms / per_run)) : 1;
+    runs = std::clamp(runs, 1, 100000);
+  }
   std::vector<double> ms;
   for (int i = 0; i < o.repeats; ++i) {
     const Clock::time_point start = Clock::now();
-    *output = model.RunRange(x, unit, unit + 1);
+    for (int r = 0; r < runs; ++r) *output = model.RunRange(x, unit, unit + 1);
     SynchronizeDevice(device);
-    ms.push_back(std::chrono::duration<double, std::milli>(Clock::now() - start).count());
+    ms.push_back(std::chrono::duration<double, std::milli>(Clock::now() - start).count() / runs);
   }
   std::sort(ms.begin(), ms.end());
   return {Quantile(ms, 0.5), Quantile(ms, 0.1), Quantile(ms, 0.9)};
@@ -87,21 +103,6 @@ UnitTiming TimeUnit(const SplitModel& model, size_t unit, const at::Tensor& x,
 // Rounds to 4 decimals (0.1 microsecond); dividing (not multiplying by 1e-4) keeps the shortest
 // decimal form, so 0.1137 prints as 0.1137.
 double Round4(double v) { return std::round(v * 1e4) / 1e4; }
-
-std::string HostName() {
-  char buf[256] = {};
-  if (gethostname(buf, sizeof(buf) - 1) != 0) return "unknown";
-  return buf;
-}
-
-std::string NowUtcIso8601() {
-  const std::time_t now = std::time(nullptr);
-  std::tm tm{};
-  gmtime_r(&now, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
-}
 
 // Keys in the documented order (ordered_json keeps insertion order).
 nlohmann::ordered_json ToJson(const SplitModel& m, const std::vector<UnitTiming>& t,
@@ -113,21 +114,33 @@ nlohmann::ordered_json ToJson(const SplitModel& m, const std::vector<UnitTiming>
   j["input_bytes"] = m.input_bytes();
   j["compute_device"] = DeviceName(m.device());
   j["threads"] = o.threads;
+  if (const double cpus = CgroupCpuLimit(); cpus > 0) j["cpu_limit"] = cpus;
   j["host"] = HostName();
   j["date"] = NowUtcIso8601();
   j["repeats"] = o.repeats;
+  if (o.min_sample_ms > 0.0) j["min_sample_ms"] = o.min_sample_ms;
   j["units"] = nlohmann::ordered_json::array();
   for (size_t i = 0; i < m.num_units(); ++i) {
     const UnitInfo& u = m.unit(i);
-    j["units"].push_back(nlohmann::ordered_json{{"index", i + 1},
-                                                {"name", u.name},
-                                                {"output_shape", u.output_shape},
-                                                {"output_bytes", u.output_bytes},
-                                                {"param_bytes", u.param_bytes},
-                                                {"flops", u.flops},
-                                                {"time_ms_median", Round4(t[i].median_ms)},
-                                                {"time_ms_p10", Round4(t[i].p10_ms)},
-                                                {"time_ms_p90", Round4(t[i].p90_ms)}});
+    nlohmann::ordered_json unit{{"index", i + 1},
+                                {"name", u.name},
+                                {"output_shape", u.output_shape},
+                                {"output_bytes", u.output_bytes},
+                                {"param_bytes", u.param_bytes},
+                                {"flops", u.flops},
+                                {"time_ms_median", Round4(t[i].median_ms)},
+                                {"time_ms_p10", Round4(t[i].p10_ms)},
+                                {"time_ms_p90", Round4(t[i].p90_ms)}};
+    // Kernel shapes (the zoo knows them; a TorchScript model does not): one compact row per
+    // layer, [kind, in, out, kernel, stride, groups, out_h, out_w].
+    if (!u.layers.empty()) {
+      unit["layers"] = nlohmann::ordered_json::array();
+      for (const LayerShape& l : u.layers)
+        unit["layers"].push_back(
+            nlohmann::ordered_json::array({LayerKindName(l.kind), l.in_channels, l.out_channels,
+                                           l.kernel, l.stride, l.groups, l.out_h, l.out_w}));
+    }
+    j["units"].push_back(std::move(unit));
   }
   return j;
 }
@@ -246,6 +259,10 @@ int main(int argc, char** argv) {
   app.add_option("--warmup", o.warmup, "untimed runs per unit before timing")
       ->default_val(3)
       ->check(CLI::Range(0, 1000000));
+  app.add_option("--min-sample-ms", o.min_sample_ms,
+                 "each timed sample: back-to-back runs lasting at least this long, averaged "
+                 "(needs --warmup >= 1)")
+      ->check(CLI::Range(0.0, 60000.0));
   app.add_option("--threads", o.threads, "LibTorch intra-op threads")
       ->default_val(1)
       ->check(CLI::Range(1, 1024));
@@ -258,6 +275,8 @@ int main(int argc, char** argv) {
     if (model_opt->count() == 0 && ts_opt->count() == 0) {
       throw CLI::ValidationError("one of --model or --torchscript is required");
     }
+    if (o.min_sample_ms > 0.0 && o.warmup < 1)
+      throw CLI::ValidationError("--min-sample-ms needs --warmup >= 1 (it sizes the samples)");
   } catch (const CLI::ParseError& e) {
     const int rc = app.exit(e);
     return rc == 0 ? 0 : splitinfer::kExitBadOptions;

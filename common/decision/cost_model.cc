@@ -33,6 +33,45 @@ Status ModelProfile::Validate() const {
   return Status::Ok();
 }
 
+namespace {
+
+// Rows [kind, in, out, kernel, stride, groups, out_h, out_w] (see the header).
+Result<std::vector<LayerShape>> ParseLayers(const nlohmann::json& rows) {
+  if (!rows.is_array()) return InvalidArgumentError("must be an array");
+  std::vector<LayerShape> out;
+  for (size_t r = 0; r < rows.size(); ++r) {
+    const nlohmann::json& row = rows[r];
+    const std::string where = "row " + std::to_string(r) + ": ";
+    if (!row.is_array() || row.size() != 8 || !row[0].is_string())
+      return InvalidArgumentError(where + "expected [kind, in, out, kernel, stride, groups, " +
+                                  "out_h, out_w]");
+    LayerShape l;
+    const std::string kind = row[0].get<std::string>();
+    if (kind == "conv") {
+      l.kind = LayerShape::Kind::kConv;
+    } else if (kind == "linear") {
+      l.kind = LayerShape::Kind::kLinear;
+    } else {
+      return InvalidArgumentError(where + "kind must be conv or linear, got '" + kind + "'");
+    }
+    int64_t* fields[] = {&l.in_channels, &l.out_channels, &l.kernel, &l.stride,
+                         &l.groups,      &l.out_h,        &l.out_w};
+    for (size_t f = 0; f < 7; ++f) {
+      if (!row[f + 1].is_number_integer() || row[f + 1].get<int64_t>() < 1 ||
+          row[f + 1].get<int64_t>() > (int64_t{1} << 30))
+        return InvalidArgumentError(where + "field " + std::to_string(f + 1) +
+                                    " must be an integer in [1, 2^30]");
+      *fields[f] = row[f + 1].get<int64_t>();
+    }
+    if (l.in_channels % l.groups != 0 || l.out_channels % l.groups != 0)
+      return InvalidArgumentError(where + "groups must divide in and out channels");
+    out.push_back(l);
+  }
+  return out;
+}
+
+}  // namespace
+
 Result<ModelProfile> ParseProfileJson(const std::string& text, const std::string& source) {
   nlohmann::json j = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
   if (j.is_discarded() || !j.is_object())
@@ -54,6 +93,13 @@ Result<ModelProfile> ParseProfileJson(const std::string& text, const std::string
       up.output_bytes = u.at("output_bytes").get<int64_t>();
       up.param_bytes = u.value("param_bytes", int64_t{0});
       up.flops = u.value("flops", int64_t{-1});
+      if (u.contains("layers")) {
+        Result<std::vector<LayerShape>> layers = ParseLayers(u.at("layers"));
+        if (!layers.ok())
+          return InvalidArgumentError(source + ": units[" + std::to_string(i) +
+                                      "].layers: " + layers.status().message());
+        up.layers = std::move(*layers);
+      }
       p.units.push_back(std::move(up));
     }
   } catch (const nlohmann::json::exception& e) {

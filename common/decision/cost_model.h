@@ -12,16 +12,18 @@
 #include <Eigen/Dense>
 #include <nlohmann/json.hpp>
 
+#include "common/layer_shape.h"
 #include "common/status.h"
 
 namespace splitinfer::decision {
 
 struct UnitProfile {
   std::string name;
-  double time_ms = 0.0;      // median time on the profiling machine
-  int64_t output_bytes = 0;  // s_l
-  int64_t param_bytes = 0;   // w_l
-  int64_t flops = -1;        // -1 when unknown
+  double time_ms = 0.0;            // median time on the profiling machine
+  int64_t output_bytes = 0;        // s_l
+  int64_t param_bytes = 0;         // w_l
+  int64_t flops = -1;              // -1 when unknown
+  std::vector<LayerShape> layers;  // kernel shapes when the profile has them (zoo models)
 };
 
 // One model as a chain of split units, as the profiler measured it.
@@ -37,8 +39,9 @@ struct ModelProfile {
 };
 
 // Parses the profile_model JSON schema ({"model", "input_bytes", "units": [{"index", "name",
-// "output_bytes", "param_bytes", "flops", "time_ms_median", ...}]}). `source` names the file in
-// errors.
+// "output_bytes", "param_bytes", "flops", "time_ms_median", "layers", ...}]}). "layers" is
+// optional: rows [kind ("conv" | "linear"), in, out, kernel, stride, groups, out_h, out_w], each
+// number >= 1 and groups dividing in and out. `source` names the file in errors.
 Result<ModelProfile> ParseProfileJson(const std::string& text, const std::string& source);
 Result<ModelProfile> LoadProfile(const std::string& path);
 

@@ -3,13 +3,18 @@
 //   predict_sim [--dir data/unit_profiles] [--proxy t1] [--calib 5] [--every 4] [--lambda 0.01]
 //               [--snr-db 10] [--slowdown 10] [--json]
 //
+// Exit codes: 0 ok, 2 bad options or no profiles / proxy under --dir, 1 a profile that does not
+// load or fit.
+//
 // Every sub-directory of --dir is one device setting (profiles written by
 // scripts/make_unit_profiles.sh). Prints, per device:
-//   1. per-device fits (log and linear ridge) on the held-out units (every --every-th unit);
-//   2. proxy transfer: the predictor fitted on all of --proxy's units, mapped to the device by a
-//      monotone log-space map (a scale; an affine map is shown too) fitted on --calib measured
-//      units (spread over the proxy's ranks, taken from the device's training units), scored on the
-//      same held-out units;
+//   1. per-device fits (log and linear ridge; log with kernel-shape features when every profile
+//      has "layers") on the held-out units (every --every-th unit);
+//   2. proxy transfer: the log predictor fitted on all of --proxy's units, mapped to the device by
+//   a log-space map fitted on --calib measured units taken
+//      from the device's training units: a common scale and an affine map (units spread over the
+//      proxy's ranks; both monotone), and a scale per unit type (units spread over the types,
+//      then the ranks); scored on the same held-out units, and swept over 3..16 units;
 //   (plus leave-one-model-family-out log fits: each family predicted from the other families);
 //   3. the decision-cost ratio: BI solved on predicted costs, priced on the profiled ones, over
 //      BI solved on the profiled ones, for every *_w1_s224 profile, on an i.i.d. Rayleigh law.
@@ -36,6 +41,12 @@ struct Device {
   std::vector<sd::UnitSample> train, test;
 };
 
+// The measured calibration units and the three maps fitted on them.
+struct Calibrations {
+  std::vector<size_t> rank_units, type_units;  // indices into the device's training units
+  sd::ProxyCalibration scale, affine, type;
+};
+
 template <typename T>
 T Check(splitinfer::Result<T> r, const std::string& what) {
   if (!r.ok()) {
@@ -43,6 +54,27 @@ T Check(splitinfer::Result<T> r, const std::string& what) {
     std::exit(1);
   }
   return std::move(*r);
+}
+
+Calibrations Calibrate(const std::vector<sd::UnitSample>& train,
+                       const std::vector<double>& proxy_on_train, int k) {
+  Calibrations c;
+  std::vector<std::string> types;
+  for (const sd::UnitSample& u : train) types.push_back(u.type);
+  c.rank_units = sd::SpreadByRank(proxy_on_train, k);
+  c.type_units = sd::SpreadByTypeAndRank(proxy_on_train, types, k);
+  std::vector<double> rp, rt, tp, tt;
+  std::vector<std::string> tty;
+  for (size_t i : c.rank_units) rp.push_back(proxy_on_train[i]), rt.push_back(train[i].time_ms);
+  for (size_t i : c.type_units) {
+    tp.push_back(proxy_on_train[i]);
+    tt.push_back(train[i].time_ms);
+    tty.push_back(train[i].type);
+  }
+  c.scale = Check(sd::FitProxyCalibration(rp, rt, sd::CalibrationMap::kScale), "calibration");
+  c.affine = Check(sd::FitProxyCalibration(rp, rt, sd::CalibrationMap::kAffine), "calibration");
+  c.type = Check(sd::FitTypeCalibration(tp, tt, tty), "calibration");
+  return c;
 }
 
 }  // namespace
@@ -63,7 +95,12 @@ int main(int argc, char** argv) {
   app.add_option("--snr-db", snr_db, "mean SNR of the i.i.d. Rayleigh channel");
   app.add_option("--slowdown", slowdown, "CostOptions.device_slowdown")->check(CLI::PositiveNumber);
   app.add_flag("--json", json, "JSON on stdout");
-  CLI11_PARSE(app, argc, argv);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    const int rc = app.exit(e);
+    return rc == 0 ? 0 : 2;
+  }
 
   std::vector<Device> devices;
   std::error_code ec;
@@ -90,9 +127,20 @@ int main(int argc, char** argv) {
     std::cerr << "predict_sim: proxy setting " << proxy << " not under " << dir << "\n";
     return 2;
   }
-  sd::PredictorOptions log_opts, lin_opts;
-  log_opts.ridge_lambda = lin_opts.ridge_lambda = lambda;
+  bool have_layers = true;
+  for (const Device& d : devices)
+    for (const auto* set : {&d.train, &d.test})
+      for (const sd::UnitSample& u : *set) have_layers = have_layers && u.has_layers;
+  sd::PredictorOptions log_opts, lin_opts, kernel_opts;
+  log_opts.ridge_lambda = lin_opts.ridge_lambda = kernel_opts.ridge_lambda = lambda;
   lin_opts.space = sd::FeatureSpace::kLinear;
+  kernel_opts.kernel_features = true;
+  // Kernel features in one model for every unit type (no per-type models): the unit's type
+  // then comes only from its kernel shapes, which is what lets it reach a new model family.
+  sd::PredictorOptions pooled_opts = kernel_opts;
+  pooled_opts.min_type_samples = 1 << 30;
+  // The proxy's predictor: log ridge per unit type (kernel features predict no better on units of
+  // known families; docs/predictors.md).
   std::vector<sd::UnitSample> proxy_all = proxy_dev->train;
   proxy_all.insert(proxy_all.end(), proxy_dev->test.begin(), proxy_dev->test.end());
   const sd::UnitPredictor proxy_pred = Check(sd::UnitPredictor::Fit(proxy_all, log_opts), proxy);
@@ -108,6 +156,7 @@ int main(int argc, char** argv) {
   out["proxy"] = proxy;
   out["calibration_units"] = calib;
   out["holdout_every"] = every;
+  out["kernel_features"] = have_layers;
   out["devices"] = nlohmann::ordered_json::array();
   auto err_json = [](const sd::PredictionError& e) {
     return nlohmann::ordered_json{{"n", e.n},
@@ -124,32 +173,52 @@ int main(int argc, char** argv) {
     dj["train_units"] = d.train.size();
     const sd::UnitPredictor own_log = Check(sd::UnitPredictor::Fit(d.train, log_opts), d.name);
     const sd::UnitPredictor own_lin = Check(sd::UnitPredictor::Fit(d.train, lin_opts), d.name);
-    // Calibration units: spread over the proxy's predicted ranks among the training units.
+    // Calibration units come from the device's training units.
     std::vector<double> proxy_on_train;
     for (const sd::UnitSample& u : d.train)
       proxy_on_train.push_back(Check(proxy_pred.PredictMs(u), d.name));
-    std::vector<double> cal_proxy, cal_target;
-    dj["calibration_units"] = nlohmann::ordered_json::array();
-    for (size_t i : sd::SpreadByRank(proxy_on_train, calib)) {
-      cal_proxy.push_back(proxy_on_train[i]);
-      cal_target.push_back(d.train[i].time_ms);
-      dj["calibration_units"].push_back({{"unit", d.train[i].source + "/" + d.train[i].name},
-                                         {"proxy_ms", proxy_on_train[i]},
-                                         {"measured_ms", d.train[i].time_ms}});
+    const Calibrations cal = Calibrate(d.train, proxy_on_train, calib);
+    for (const auto& [key, units] : {std::make_pair("calibration_units", &cal.rank_units),
+                                     std::make_pair("type_calibration_units", &cal.type_units)}) {
+      dj[key] = nlohmann::ordered_json::array();
+      for (size_t i : *units)
+        dj[key].push_back({{"unit", d.train[i].source + "/" + d.train[i].name},
+                           {"type", d.train[i].type},
+                           {"proxy_ms", proxy_on_train[i]},
+                           {"measured_ms", d.train[i].time_ms}});
     }
-    const sd::ProxyCalibration cal =
-        Check(sd::FitProxyCalibration(cal_proxy, cal_target, sd::CalibrationMap::kScale), d.name);
-    const sd::ProxyCalibration cal_affine =
-        Check(sd::FitProxyCalibration(cal_proxy, cal_target, sd::CalibrationMap::kAffine), d.name);
-    const std::vector<std::pair<std::string, sd::PredictionError>> rows = {
+    const std::string k = std::to_string(calib);
+    std::vector<std::pair<std::string, sd::PredictionError>> rows = {
         {"own-log", Check(sd::EvaluatePredictor(d.test, own_log), d.name)},
         {"own-linear", Check(sd::EvaluatePredictor(d.test, own_lin), d.name)},
-        {"proxy-raw", Check(sd::EvaluatePredictor(d.test, proxy_pred), d.name)},
-        {"proxy+" + std::to_string(calib) + "cal-scale",
-         Check(sd::EvaluatePredictor(d.test, proxy_pred, &cal), d.name)},
-        {"proxy+" + std::to_string(calib) + "cal-affine",
-         Check(sd::EvaluatePredictor(d.test, proxy_pred, &cal_affine), d.name)},
     };
+    if (have_layers) {
+      const sd::UnitPredictor own_kernel =
+          Check(sd::UnitPredictor::Fit(d.train, kernel_opts), d.name);
+      rows.emplace_back("own-log+kernel", Check(sd::EvaluatePredictor(d.test, own_kernel), d.name));
+      const sd::UnitPredictor own_pooled =
+          Check(sd::UnitPredictor::Fit(d.train, pooled_opts), d.name);
+      rows.emplace_back("own-pooled+kernel",
+                        Check(sd::EvaluatePredictor(d.test, own_pooled), d.name));
+    }
+    rows.emplace_back("proxy-raw", Check(sd::EvaluatePredictor(d.test, proxy_pred), d.name));
+    rows.emplace_back("proxy+" + k + "cal-scale",
+                      Check(sd::EvaluatePredictor(d.test, proxy_pred, &cal.scale), d.name));
+    rows.emplace_back("proxy+" + k + "cal-affine",
+                      Check(sd::EvaluatePredictor(d.test, proxy_pred, &cal.affine), d.name));
+    rows.emplace_back("proxy+" + k + "cal-type",
+                      Check(sd::EvaluatePredictor(d.test, proxy_pred, &cal.type), d.name));
+    // How the calibrated errors move with the number of measured units.
+    for (int n : {3, 4, 5, 8, 12, 16}) {
+      const Calibrations c = Calibrate(d.train, proxy_on_train, n);
+      nlohmann::ordered_json row;
+      row["units"] = n;
+      for (const auto& [name, map] :
+           {std::make_pair("scale", &c.scale), std::make_pair("affine", &c.affine),
+            std::make_pair("type", &c.type)})
+        row[name] = Check(sd::EvaluatePredictor(d.test, proxy_pred, map), d.name).median_rel;
+      dj["calibration_sweep"].push_back(row);
+    }
     // Leave one model family out: every unit of the family predicted by a fit on the others.
     std::vector<sd::UnitSample> all = d.train;
     all.insert(all.end(), d.test.begin(), d.test.end());
@@ -162,16 +231,24 @@ int main(int argc, char** argv) {
       const sd::UnitPredictor p = Check(sd::UnitPredictor::Fit(others, log_opts), fam);
       const sd::PredictionError e = Check(sd::EvaluatePredictor(held, p), fam);
       dj["leave_model_out"][fam] = err_json(e);
+      if (have_layers) {
+        const sd::UnitPredictor pk = Check(sd::UnitPredictor::Fit(others, pooled_opts), fam);
+        dj["leave_model_out_kernel"][fam] = err_json(Check(sd::EvaluatePredictor(held, pk), fam));
+      }
       (void)count;
     }
-    dj["calibration_scale"] = {{"a", cal.a}, {"b", cal.b}};
-    dj["calibration_affine"] = {{"a", cal_affine.a}, {"b", cal_affine.b}};
+    dj["calibration_scale"] = {{"a", cal.scale.a}, {"b", cal.scale.b}};
+    dj["calibration_affine"] = {{"a", cal.affine.a}, {"b", cal.affine.b}};
+    dj["calibration_type"] = cal.type.type_a;
     if (!json) {
-      for (const auto& [fam, e] : dj["leave_model_out"].items())
-        std::printf("%-8s %-22s %5d %12.3f %10.3f %9.3f\n", d.name.c_str(),
-                    ("lomo-log:" + fam).c_str(), e["n"].get<int>(),
-                    e["median_abs_ms"].get<double>(), e["median_rel"].get<double>(),
-                    e["spearman"].get<double>());
+      for (const auto& [key, tag] : {std::make_pair("leave_model_out", "lomo-log:"),
+                                     std::make_pair("leave_model_out_kernel", "lomo-kernel:")}) {
+        if (!dj.contains(key)) continue;
+        for (const auto& [fam, e] : dj[key].items())
+          std::printf("%-8s %-22s %5d %12.3f %10.3f %9.3f\n", d.name.c_str(), (tag + fam).c_str(),
+                      e["n"].get<int>(), e["median_abs_ms"].get<double>(),
+                      e["median_rel"].get<double>(), e["spearman"].get<double>());
+      }
     }
     for (const auto& [name, e] : rows) {
       dj["errors"][name] = err_json(e);
@@ -183,10 +260,12 @@ int main(int argc, char** argv) {
     for (const auto& [key, truth] : d.profiles) {
       if (key.size() < 8 || key.compare(key.size() - 8, 8, "_w1_s224") != 0) continue;
       const sd::ModelProfile own = Check(sd::PredictProfile(truth, own_log), key);
-      const sd::ModelProfile moved = Check(sd::PredictProfile(truth, proxy_pred, &cal), key);
-      const double r_own = Check(sd::DecisionCostRatio(truth, own, cost, law), key);
-      const double r_moved = Check(sd::DecisionCostRatio(truth, moved, cost, law), key);
-      dj["decision_cost_ratio"][key] = {{"own-log", r_own}, {"proxy+cal", r_moved}};
+      const sd::ModelProfile scaled = Check(sd::PredictProfile(truth, proxy_pred, &cal.scale), key);
+      const sd::ModelProfile typed = Check(sd::PredictProfile(truth, proxy_pred, &cal.type), key);
+      dj["decision_cost_ratio"][key] = {
+          {"own-log", Check(sd::DecisionCostRatio(truth, own, cost, law), key)},
+          {"proxy+scale", Check(sd::DecisionCostRatio(truth, scaled, cost, law), key)},
+          {"proxy+type", Check(sd::DecisionCostRatio(truth, typed, cost, law), key)}};
     }
     out["devices"].push_back(dj);
   }
@@ -194,16 +273,25 @@ int main(int argc, char** argv) {
     std::cout << out.dump(2) << "\n";
     return 0;
   }
+  std::printf("\nmedian relative error of the calibrated proxy by number of measured units\n");
+  std::printf("%-8s %5s %8s %8s %8s\n", "device", "units", "scale", "affine", "type");
+  for (const auto& dj : out["devices"])
+    for (const auto& row : dj["calibration_sweep"])
+      std::printf("%-8s %5d %8.3f %8.3f %8.3f\n", dj["device"].get<std::string>().c_str(),
+                  row["units"].get<int>(), row["scale"].get<double>(), row["affine"].get<double>(),
+                  row["type"].get<double>());
   std::printf(
       "\ndecision-cost ratio (BI on predicted costs, priced on profiled / BI on profiled);"
       " rayleigh snr %.1f dB, slowdown %.1f\n",
       snr_db, slowdown);
-  std::printf("%-8s %-22s %10s %10s\n", "device", "model", "own-log", "proxy+cal");
+  std::printf("%-8s %-22s %10s %12s %12s\n", "device", "model", "own-log", "proxy+scale",
+              "proxy+type");
   for (const auto& dj : out["devices"]) {
     if (!dj.contains("decision_cost_ratio")) continue;
     for (const auto& [key, r] : dj["decision_cost_ratio"].items())
-      std::printf("%-8s %-22s %10.4f %10.4f\n", dj["device"].get<std::string>().c_str(),
-                  key.c_str(), r["own-log"].get<double>(), r["proxy+cal"].get<double>());
+      std::printf("%-8s %-22s %10.4f %12.4f %12.4f\n", dj["device"].get<std::string>().c_str(),
+                  key.c_str(), r["own-log"].get<double>(), r["proxy+scale"].get<double>(),
+                  r["proxy+type"].get<double>());
   }
   return 0;
 }

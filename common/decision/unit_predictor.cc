@@ -13,28 +13,43 @@
 namespace splitinfer::decision {
 namespace {
 
-constexpr int kNumFeatures = 5;  // intercept + 4
+constexpr int kBaseFeatures = 5;    // intercept + 4
+constexpr int kKernelFeatures = 4;  // layers, depthwise, pointwise, kernel area
+
+int NumFeatures(const PredictorOptions& o) {
+  return kBaseFeatures + (o.kernel_features ? kKernelFeatures : 0);
+}
 
 bool StartsWith(const std::string& s, const std::string& prefix) {
   return s.size() >= prefix.size() && s.compare(0, prefix.size(), prefix) == 0;
 }
 
-Status CheckFeatures(const UnitSample& u) {
+Status CheckFeatures(const UnitSample& u, const PredictorOptions& o) {
   if (!(u.flops >= 0.0) || !std::isfinite(u.flops))
     return InvalidArgumentError("unit " + u.source + "/" + u.name + ": FLOPs unknown");
+  if (o.kernel_features && !u.has_layers)
+    return InvalidArgumentError("unit " + u.source + "/" + u.name +
+                                ": no kernel shapes (a profile without \"layers\"), which " +
+                                "kernel_features needs");
   if (!(u.input_bytes >= 0.0) || !(u.output_bytes >= 0.0) || !(u.param_bytes >= 0.0) ||
       !std::isfinite(u.input_bytes + u.output_bytes + u.param_bytes))
     return InvalidArgumentError("unit " + u.source + "/" + u.name + ": bytes must be >= 0");
   return Status::Ok();
 }
 
-Eigen::VectorXd Features(const UnitSample& u, FeatureSpace space) {
-  Eigen::VectorXd x(kNumFeatures);
-  if (space == FeatureSpace::kLog) {
-    x << 1.0, std::log1p(u.flops), std::log1p(u.input_bytes), std::log1p(u.output_bytes),
-        std::log1p(u.param_bytes);
+Eigen::VectorXd Features(const UnitSample& u, const PredictorOptions& o) {
+  Eigen::VectorXd x(NumFeatures(o));
+  if (o.space == FeatureSpace::kLog) {
+    x.head(kBaseFeatures) << 1.0, std::log1p(u.flops), std::log1p(u.input_bytes),
+        std::log1p(u.output_bytes), std::log1p(u.param_bytes);
+    if (o.kernel_features)
+      x.tail(kKernelFeatures) << std::log1p(u.layers), u.depthwise_frac, u.pointwise_frac,
+          std::log(std::max(u.kernel_area, 1.0));
   } else {
-    x << 1.0, u.flops / 1e9, u.input_bytes / 1e6, u.output_bytes / 1e6, u.param_bytes / 1e6;
+    x.head(kBaseFeatures) << 1.0, u.flops / 1e9, u.input_bytes / 1e6, u.output_bytes / 1e6,
+        u.param_bytes / 1e6;
+    if (o.kernel_features)
+      x.tail(kKernelFeatures) << u.layers, u.depthwise_frac, u.pointwise_frac, u.kernel_area;
   }
   return x;
 }
@@ -79,6 +94,22 @@ std::vector<double> Ranks(const std::vector<double>& v) {
 
 }  // namespace
 
+void SetKernelFeatures(const std::vector<LayerShape>& layers, UnitSample* unit) {
+  unit->has_layers = !layers.empty();
+  unit->layers = static_cast<double>(layers.size());
+  double total = 0.0, dw = 0.0, pw = 0.0, area = 0.0;
+  for (const LayerShape& l : layers) {
+    const double f = static_cast<double>(l.Flops());
+    total += f;
+    if (l.depthwise()) dw += f;
+    if (l.kernel == 1) pw += f;
+    area += f * static_cast<double>(l.kernel * l.kernel);
+  }
+  unit->depthwise_frac = total > 0.0 ? dw / total : 0.0;
+  unit->pointwise_frac = total > 0.0 ? pw / total : 0.0;
+  unit->kernel_area = total > 0.0 ? area / total : 0.0;
+}
+
 std::string UnitType(const std::string& name) {
   if (StartsWith(name, "conv") || name == "stem") return "conv";
   if (StartsWith(name, "fc") || name == "head") return "linear";
@@ -102,6 +133,7 @@ Result<std::vector<UnitSample>> SamplesFromProfile(const ModelProfile& profile,
     s.output_bytes = static_cast<double>(u.output_bytes);
     s.param_bytes = static_cast<double>(u.param_bytes);
     s.time_ms = u.time_ms;
+    SetKernelFeatures(u.layers, &s);
     out.push_back(std::move(s));
   }
   return out;
@@ -138,16 +170,16 @@ Result<UnitPredictor> UnitPredictor::Fit(const std::vector<UnitSample>& samples,
   std::map<std::string, std::vector<size_t>> by_type;
   for (size_t i = 0; i < samples.size(); ++i) {
     const UnitSample& u = samples[i];
-    if (Status s = CheckFeatures(u); !s.ok()) return s;
+    if (Status s = CheckFeatures(u, options); !s.ok()) return s;
     if (!(u.time_ms > 0.0) || !std::isfinite(u.time_ms))
       return InvalidArgumentError("unit " + u.source + "/" + u.name + ": time_ms must be > 0");
     by_type[u.type].push_back(i);
   }
   auto fit = [&](const std::vector<size_t>& idx) {
-    Eigen::MatrixXd x(idx.size(), kNumFeatures);
+    Eigen::MatrixXd x(idx.size(), NumFeatures(options));
     Eigen::VectorXd y(idx.size());
     for (size_t r = 0; r < idx.size(); ++r) {
-      x.row(r) = Features(samples[idx[r]], options.space).transpose();
+      x.row(r) = Features(samples[idx[r]], options).transpose();
       y(r) = Target(samples[idx[r]].time_ms, options.space);
     }
     return FitRidge(x, y, options.ridge_lambda);
@@ -163,10 +195,10 @@ Result<UnitPredictor> UnitPredictor::Fit(const std::vector<UnitSample>& samples,
 }
 
 Result<double> UnitPredictor::PredictMs(const UnitSample& unit) const {
-  if (Status s = CheckFeatures(unit); !s.ok()) return s;
+  if (Status s = CheckFeatures(unit, options_); !s.ok()) return s;
   const auto it = by_type_.find(unit.type);
   const Linear& m = it != by_type_.end() ? it->second : all_;
-  const double y = m.Predict(Features(unit, options_.space));
+  const double y = m.Predict(Features(unit, options_));
   if (options_.space == FeatureSpace::kLog) return std::exp(y);
   // A linear model can go below zero for a tiny unit: floor at a microsecond.
   return std::max(y, 1e-3);
@@ -176,12 +208,66 @@ double ProxyCalibration::Apply(double proxy_ms) const {
   return std::exp(a + b * std::log(std::max(proxy_ms, 1e-9)));
 }
 
+double ProxyCalibration::Apply(double proxy_ms, const std::string& type) const {
+  const auto it = type_a.find(type);
+  if (it == type_a.end()) return Apply(proxy_ms);
+  return std::exp(it->second + std::log(std::max(proxy_ms, 1e-9)));
+}
+
+Result<ProxyCalibration> FitTypeCalibration(const std::vector<double>& proxy_ms,
+                                            const std::vector<double>& target_ms,
+                                            const std::vector<std::string>& types,
+                                            double prior_weight) {
+  if (types.size() != proxy_ms.size())
+    return InvalidArgumentError("type calibration: one type per calibration pair");
+  if (!(prior_weight >= 0.0))
+    return InvalidArgumentError("type calibration: prior_weight must be >= 0");
+  Result<ProxyCalibration> c = FitProxyCalibration(proxy_ms, target_ms, CalibrationMap::kScale);
+  if (!c.ok()) return c.status();
+  std::map<std::string, std::pair<double, double>> sums;  // type -> (sum of log ratios, count)
+  for (size_t i = 0; i < types.size(); ++i) {
+    auto& [sum, n] = sums[types[i]];
+    sum += std::log(target_ms[i] / proxy_ms[i]);
+    n += 1.0;
+  }
+  for (const auto& [type, sn] : sums)
+    c->type_a[type] = (sn.first + prior_weight * c->a) / (sn.second + prior_weight);
+  return c;
+}
+
+std::vector<size_t> SpreadByTypeAndRank(const std::vector<double>& values,
+                                        const std::vector<std::string>& types, int count) {
+  std::map<std::string, std::vector<size_t>> by_type;
+  for (size_t i = 0; i < values.size() && i < types.size(); ++i) by_type[types[i]].push_back(i);
+  if (count <= 0 || by_type.empty()) return {};
+  // Shares: count / T each, the remainder to the largest types (ties by name).
+  std::map<std::string, int> share;
+  for (const auto& [type, idx] : by_type) share[type] = count / static_cast<int>(by_type.size());
+  std::vector<std::string> by_size;
+  for (const auto& [type, idx] : by_type) by_size.push_back(type);
+  std::stable_sort(by_size.begin(), by_size.end(), [&](const std::string& a, const std::string& b) {
+    return by_type[a].size() > by_type[b].size();
+  });
+  for (int r = 0; r < count % static_cast<int>(by_type.size()); ++r) ++share[by_size[r]];
+  std::vector<size_t> out;
+  for (const auto& [type, idx] : by_type) {
+    std::vector<double> v;
+    for (size_t i : idx) v.push_back(values[i]);
+    for (size_t j : SpreadByRank(v, share[type])) out.push_back(idx[j]);
+  }
+  return out;
+}
+
 Result<ProxyCalibration> FitProxyCalibration(const std::vector<double>& proxy_ms,
                                              const std::vector<double>& target_ms,
                                              CalibrationMap map, double shrink) {
   if (proxy_ms.empty() || proxy_ms.size() != target_ms.size())
     return InvalidArgumentError("proxy calibration: need >= 1 (proxy, target) pair");
   if (!(shrink >= 0.0)) return InvalidArgumentError("proxy calibration: shrink must be >= 0");
+  if (map == CalibrationMap::kTypeScale)
+    return InvalidArgumentError(
+        "proxy calibration: kTypeScale needs the unit types "
+        "(FitTypeCalibration)");
   const size_t n = proxy_ms.size();
   std::vector<double> x(n), y(n);
   for (size_t i = 0; i < n; ++i) {
@@ -233,7 +319,7 @@ Result<ModelProfile> PredictProfile(const ModelProfile& profile, const UnitPredi
   for (size_t i = 0; i < samples->size(); ++i) {
     Result<double> t = predictor.PredictMs((*samples)[i]);
     if (!t.ok()) return t.status();
-    out.units[i].time_ms = calibration ? calibration->Apply(*t) : *t;
+    out.units[i].time_ms = calibration ? calibration->Apply(*t, (*samples)[i].type) : *t;
   }
   if (Status s = out.Validate(); !s.ok()) return s;
   return out;
@@ -265,7 +351,7 @@ Result<PredictionError> EvaluatePredictor(const std::vector<UnitSample>& test,
   for (const UnitSample& u : test) {
     Result<double> t = predictor.PredictMs(u);
     if (!t.ok()) return t.status();
-    const double p = calibration ? calibration->Apply(*t) : *t;
+    const double p = calibration ? calibration->Apply(*t, u.type) : *t;
     if (!(u.time_ms > 0.0)) return InvalidArgumentError("evaluate: time_ms must be > 0");
     pred.push_back(p);
     meas.push_back(u.time_ms);

@@ -1,6 +1,7 @@
 // Per-unit cost predictors and proxy-device transfer (issue 10, items 1-2): a unit's time on a
-// device from its features (unit type from the name, FLOPs, input / output / parameter bytes),
-// fitted by ridge regression per unit type; a predicted table turned back into a ModelProfile so
+// device from its features (unit type from the name, FLOPs, input / output / parameter bytes,
+// and optionally kernel-shape features from the profile's layers), fitted by ridge regression
+// per unit type; a predicted table turned back into a ModelProfile so
 // CostModel::Create and the splitter take predicted costs exactly like profiled ones; and a
 // monotone map that moves a proxy device's predictor to a new device from a few measured units.
 //
@@ -32,7 +33,16 @@ struct UnitSample {
   double output_bytes = 0.0;
   double param_bytes = 0.0;
   double time_ms = 0.0;  // measured median (0 when unknown)
+  // Kernel-shape features, from the profile's layers (has_layers false when it has none).
+  bool has_layers = false;
+  double layers = 0.0;          // convolution and linear layers in the unit
+  double depthwise_frac = 0.0;  // share of the unit's FLOPs in depthwise convolutions
+  double pointwise_frac = 0.0;  // share in 1x1 convolutions and linear layers
+  double kernel_area = 0.0;     // FLOPs-weighted mean kernel area (k^2; 1 for linear)
 };
+
+// The kernel-shape features of `layers` into `unit` (has_layers = !layers.empty()).
+void SetKernelFeatures(const std::vector<LayerShape>& layers, UnitSample* unit);
 
 // Unit type from the unit name: "conv" (conv*, stem), "linear" (fc*, head), "resblock"
 // (layer<i>.<j>), "invres" (block<i>), "other" for any other name.
@@ -53,6 +63,9 @@ enum class FeatureSpace {
 
 struct PredictorOptions {
   FeatureSpace space = FeatureSpace::kLog;
+  // Adds the kernel-shape features: log1p(layers), depthwise_frac, pointwise_frac and
+  // log(kernel_area) in log space (the raw values in linear space). Every sample then needs them.
+  bool kernel_features = false;
   double ridge_lambda = 1e-2;  // on standardized features; the intercept is not penalized
   int min_type_samples = 8;    // fewer samples of a type: that type uses the all-type model
 };
@@ -62,7 +75,7 @@ struct PredictorOptions {
 class UnitPredictor {
  public:
   // InvalidArgument for no samples, a sample with unknown FLOPs (< 0), a non-positive or
-  // non-finite time, or bad options.
+  // non-finite time, a sample without kernel shapes when options.kernel_features, or bad options.
   static Result<UnitPredictor> Fit(const std::vector<UnitSample>& samples,
                                    const PredictorOptions& options = {});
 
@@ -88,16 +101,32 @@ class UnitPredictor {
 // calibration units. kScale: t = exp(a) p, a = the median of log(t / p) over the units (robust to
 // one bad unit). kAffine: log t = a + b log p, least squares with b shrunk towards 1 by `shrink`
 // and kept >= 0.1. Both are increasing, so they keep the proxy's order of the units.
-enum class CalibrationMap { kScale, kAffine };
+// kTypeScale (FitTypeCalibration): a scale per unit type, shrunk towards the common scale; it keeps
+// the order within each type, not across types.
+enum class CalibrationMap { kScale, kAffine, kTypeScale };
 struct ProxyCalibration {
   double a = 0.0, b = 1.0;
+  std::map<std::string, double> type_a;  // kTypeScale: log scale per type (others use a, b)
   double Apply(double proxy_ms) const;
+  double Apply(double proxy_ms, const std::string& type) const;
 };
 // InvalidArgument when there are no calibration pairs or a time is not > 0.
 Result<ProxyCalibration> FitProxyCalibration(const std::vector<double>& proxy_ms,
                                              const std::vector<double>& target_ms,
                                              CalibrationMap map = CalibrationMap::kScale,
                                              double shrink = 1.0);
+// Per-type scales: a = the median log ratio over all units (the kScale map), and for each type
+// seen, a_type = (sum of its units' log ratios + prior_weight x a) / (its units + prior_weight).
+// InvalidArgument for mismatched sizes, no pairs, a time not > 0, or prior_weight < 0.
+Result<ProxyCalibration> FitTypeCalibration(const std::vector<double>& proxy_ms,
+                                            const std::vector<double>& target_ms,
+                                            const std::vector<std::string>& types,
+                                            double prior_weight = 1.0);
+// `count` indices spread over the unit types and, within each type, over the rank order of
+// `values` (SpreadByRank): every type (in name order) gets count / T units, the remainder going
+// to the types with the most units; a type with fewer units than its share gives all of them.
+std::vector<size_t> SpreadByTypeAndRank(const std::vector<double>& values,
+                                        const std::vector<std::string>& types, int count);
 // `count` indices of `values` spread over their rank order (the 1st, ..., last quantile),
 // deterministic; all indices when count >= values.size().
 std::vector<size_t> SpreadByRank(const std::vector<double>& values, int count);

@@ -12,6 +12,8 @@
 
 #include <torch/torch.h>
 
+#include "common/host_info.h"
+
 namespace splitinfer {
 namespace exits {
 namespace {
@@ -40,21 +42,6 @@ Timing TimeIt(F&& f, int repeats, int warmup, const at::Device& device) {
 }
 
 double Round(double v, double scale) { return std::round(v * scale) / scale; }
-
-std::string HostName() {
-  char buf[256] = {};
-  if (gethostname(buf, sizeof(buf) - 1) != 0) return "unknown";
-  return buf;
-}
-
-std::string NowUtcIso8601() {
-  const std::time_t now = std::time(nullptr);
-  std::tm tm{};
-  gmtime_r(&now, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
-}
 
 }  // namespace
 
