@@ -145,7 +145,7 @@ struct SelectSimOptions {
   // mean regret at T = 20000 over the grid ridge {1, 0.1, 0.01, 0.001} x alpha {0.5, 1, 2, 4} x
   // optimistic {off, on} (select_sim --seeds 101-110 --ridge ... ; docs/selection.md, Tuning).
   PolicyParams linucb{0.001, 0.5, false};
-  PolicyParams linucb_disjoint{0.1, 1.0, true};
+  PolicyParams linucb_disjoint{0.01, 0.5, true};
   PolicyParams eps_greedy{0.001, 0.5, false};
   double epsilon = 0.05;
   std::vector<int> checkpoints;  // rounds at which cumulative regret is reported (ascending)
