@@ -37,6 +37,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/decision/exits.h"
+#include "common/decision/exits_factory.h"
 #include "common/decision/exits_rl.h"
 #include "common/decision/simulator.h"
 #include "common/exits/branchy_model.h"
@@ -238,50 +239,31 @@ class LiveRunner {
   sd::Thresholds last_thresholds_;
 };
 
-// The controllers named in `names`, fitted like exits_sim fits them (os and fixed on the
-// calibration samples, rl trained on the fit part of the series).
+// The controllers named in `names`, fitted as exits_sim fits them (sd::MakeExitControllers: os
+// and fixed on the calibration samples, rl trained on the fit part of the series).
 Result<std::vector<std::unique_ptr<sd::ExitController>>> MakeControllers(
     const sd::ExitWorld& world, const std::string& names, const sd::DdpgOptions& ddpg,
     std::vector<nlohmann::json>* info) {
+  sd::ExitControllerOptions options;
+  options.ddpg = ddpg;
+  auto built = sd::MakeExitControllers(world, names, options);
+  if (!built.ok()) return built.status();
   std::vector<std::unique_ptr<sd::ExitController>> out;
-  const std::vector<double> grid = sd::DefaultThresholdGrid();
-  std::istringstream list(names);
-  std::string name;
-  while (std::getline(list, name, ',')) {
+  for (sd::BuiltExitController& b : *built) {
     nlohmann::json j;
-    if (name == "os") {
-      sd::OsControllerInfo oi;
-      auto c = sd::MakeOsController(*world.model, world.base, world.calib, grid, false, &oi);
-      if (!c.ok()) return c.status();
-      j["expected_cost"] = Num(oi.expected_cost);
-      out.push_back(std::move(*c));
-    } else if (name == "fixed") {
-      sd::FixedControllerInfo fi;
-      auto c = sd::MakeFixedController(*world.model, world.base, world.calib, grid, &fi);
-      if (!c.ok()) return c.status();
-      j["expected_cost"] = Num(fi.expected_cost);
-      j["threshold"] = Num(fi.threshold);
-      j["boundary"] = fi.boundary;
-      out.push_back(std::move(*c));
-    } else if (name == "bi") {
-      double exp_cost = 0.0;
-      auto c = sd::MakePlainBiController(*world.model, world.base, world.calib, &exp_cost);
-      if (!c.ok()) return c.status();
-      j["expected_cost"] = Num(exp_cost);
-      out.push_back(std::move(*c));
-    } else if (name == "rl") {
-      sd::DdpgReport rep;
-      auto c = sd::TrainDdpg(world, ddpg, &rep);
-      if (!c.ok()) return c.status();
-      j["train_s"] = rep.train_s;
+    if (b.name == "rl") {
+      j["train_s"] = b.ddpg.train_s;
       j["train_steps"] = ddpg.train_steps;
-      out.push_back(std::move(*c));
     } else {
-      return splitinfer::InvalidArgumentError("unknown controller '" + name +
-                                              "' (os, rl, fixed, bi)");
+      j["expected_cost"] = Num(b.expected_cost);
+      if (b.name == "fixed") {
+        j["threshold"] = Num(b.fixed.threshold);
+        j["boundary"] = b.fixed.boundary;
+      }
     }
-    j["name"] = name;
+    j["name"] = b.name;
     info->push_back(std::move(j));
+    out.push_back(std::move(b.controller));
   }
   if (out.empty()) return splitinfer::InvalidArgumentError("no controllers given");
   return out;

@@ -19,6 +19,7 @@
 #include <CLI/CLI.hpp>
 
 #include "common/decision/exits.h"
+#include "common/decision/exits_factory.h"
 #include "common/decision/exits_rl.h"
 
 namespace sd = splitinfer::decision;
@@ -147,59 +148,41 @@ int main(int argc, char** argv) {
     num_states = world->base.num_states();
     calib_samples += world->calib.size();
     eval_samples += world->eval.size();
-    std::vector<std::unique_ptr<sd::ExitController>> owned;
-    std::vector<nlohmann::json> info;
-    std::vector<double> expected, train_s;
-    std::istringstream list(controllers);
-    std::string name;
-    while (std::getline(list, name, ',')) {
-      nlohmann::json extra;
-      double exp_cost = std::numeric_limits<double>::quiet_NaN(), secs = 0.0;
-      if (name == "os") {
-        sd::OsControllerInfo oi;
-        auto c = sd::MakeOsController(model, world->base, world->calib, grid, per_state, &oi);
-        if (!c.ok()) return c.status();
-        exp_cost = oi.expected_cost;
-        extra["combinations"] = oi.combinations;
-        for (const auto& t : oi.thresholds) extra["thresholds"].push_back(ThresholdsJson(t));
-        owned.push_back(std::move(*c));
-      } else if (name == "fixed") {
-        sd::FixedControllerInfo fi;
-        std::vector<double> g = grid;
-        if (!std::isnan(fixed_threshold))
-          g = {fixed_threshold > 1 ? sd::kExitOff : fixed_threshold};
-        auto c = sd::MakeFixedController(model, world->base, world->calib, g, &fi);
-        if (!c.ok()) return c.status();
-        exp_cost = fi.expected_cost;
-        extra["threshold"] = Num(fi.threshold);
-        extra["boundary"] = fi.boundary;
-        owned.push_back(std::move(*c));
-      } else if (name == "bi") {
-        auto c = sd::MakePlainBiController(model, world->base, world->calib, &exp_cost);
-        if (!c.ok()) return c.status();
-        owned.push_back(std::move(*c));
-      } else if (name == "rl") {
-        sd::DdpgReport rep;
+    sd::ExitControllerOptions copts;
+    copts.grid = grid;
+    if (!std::isnan(fixed_threshold))
+      copts.fixed_grid = std::vector<double>{fixed_threshold > 1 ? sd::kExitOff : fixed_threshold};
+    copts.per_state = per_state;
+    copts.ddpg = ddpg;
+    copts.before_build = [&](const std::string& name) {
+      if (name == "rl")
         std::cerr << "exits_sim: training DDPG (" << ddpg.train_steps << " steps) on "
                   << channel_text << "\n";
-        auto c = sd::TrainDdpg(*world, ddpg, &rep);
-        if (!c.ok()) return c.status();
-        secs = rep.train_s;
-        extra["updates"] = rep.updates;
-        extra["best_eval_cost"] = rep.best_eval_cost;
-        extra["best_eval_step"] = rep.best_eval_step;
+    };
+    auto built = sd::MakeExitControllers(*world, controllers, copts);
+    if (!built.ok()) return built.status();
+    std::vector<nlohmann::json> info;
+    std::vector<double> expected, train_s;
+    std::vector<sd::ExitController*> ptrs;
+    for (const sd::BuiltExitController& b : *built) {
+      nlohmann::json extra;
+      if (b.name == "os") {
+        extra["combinations"] = b.os.combinations;
+        for (const auto& t : b.os.thresholds) extra["thresholds"].push_back(ThresholdsJson(t));
+      } else if (b.name == "fixed") {
+        extra["threshold"] = Num(b.fixed.threshold);
+        extra["boundary"] = b.fixed.boundary;
+      } else if (b.name == "rl") {
+        extra["updates"] = b.ddpg.updates;
+        extra["best_eval_cost"] = b.ddpg.best_eval_cost;
+        extra["best_eval_step"] = b.ddpg.best_eval_step;
         extra["train_steps"] = ddpg.train_steps;
-        owned.push_back(std::move(*c));
-      } else {
-        return splitinfer::InvalidArgumentError("unknown controller '" + name +
-                                                "' (os, rl, fixed, bi)");
       }
       info.push_back(extra);
-      expected.push_back(exp_cost);
-      train_s.push_back(secs);
+      expected.push_back(b.expected_cost);
+      train_s.push_back(b.name == "rl" ? b.ddpg.train_s : 0.0);
+      ptrs.push_back(b.controller.get());
     }
-    std::vector<sd::ExitController*> ptrs;
-    for (auto& c : owned) ptrs.push_back(c.get());
     std::vector<sd::ControllerStats> r =
         sd::EvaluateControllers(model, *world->score, world->eval, ptrs, fold_episodes, seed);
     for (size_t i = 0; i < r.size(); ++i) {
