@@ -63,7 +63,7 @@ Status SplitModel::CheckBoundaryInput(size_t boundary, at::IntArrayRef sizes) co
   return Status::Ok();
 }
 
-Result<at::Tensor> SplitModel::RunRangeChecked(const at::Tensor& x, size_t from, size_t to) const {
+Status SplitModel::CheckRangeInput(const at::Tensor& x, size_t from, size_t to) const {
   if (!x.defined()) return InvalidArgumentError("input tensor of " + name_ + " is undefined");
   if (from > to || to > num_units()) {
     return InvalidArgumentError("range (" + std::to_string(from) + ", " + std::to_string(to) +
@@ -74,7 +74,11 @@ Result<at::Tensor> SplitModel::RunRangeChecked(const at::Tensor& x, size_t from,
     return InvalidArgumentError(std::string("input of ") + name_ + " must be float32, got " +
                                 c10::toString(x.scalar_type()));
   }
-  SPLITINFER_RETURN_IF_ERROR(CheckBoundaryInput(from, x.sizes()));
+  return CheckBoundaryInput(from, x.sizes());
+}
+
+Result<at::Tensor> SplitModel::RunRangeChecked(const at::Tensor& x, size_t from, size_t to) const {
+  SPLITINFER_RETURN_IF_ERROR(CheckRangeInput(x, from, to));
   try {
     c10::InferenceMode guard;
     return RunRange(x.to(device_), from, to);

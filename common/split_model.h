@@ -57,6 +57,9 @@ class SplitModel {
   // kResourceExhausted when LibTorch runs out of memory; kInternal for any other exception
   // (the input was valid, so that is a bug or a broken module).
   Result<at::Tensor> RunRangeChecked(const at::Tensor& x, size_t from, size_t to) const;
+  // The input checks of RunRangeChecked alone (kInvalidArgument as described there), for
+  // subclasses' own checked entry points (BranchyModel::RunWithExits).
+  Status CheckRangeInput(const at::Tensor& x, size_t from, size_t to) const;
   // kInvalidArgument unless boundary <= N and sizes == [n >= 1, boundary_shape(boundary)...],
   // e.g. "boundary 3 of resnet18 expects [N,64,8,8], got [1,3,32,32]".
   Status CheckBoundaryInput(size_t boundary, at::IntArrayRef sizes) const;

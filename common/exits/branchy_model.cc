@@ -204,17 +204,7 @@ Result<ExitOutcome> BranchyModel::RunWithExits(const at::Tensor& x, size_t from,
   for (double t : thresholds) {
     if (std::isnan(t)) return InvalidArgumentError("exit threshold is NaN");
   }
-  if (!x.defined()) return InvalidArgumentError("input tensor of " + name_ + " is undefined");
-  if (from > to || to > num_units()) {
-    return InvalidArgumentError("range (" + std::to_string(from) + ", " + std::to_string(to) +
-                                "] of " + name_ + " is not within [0, " +
-                                std::to_string(num_units()) + "]");
-  }
-  if (x.scalar_type() != at::kFloat) {
-    return InvalidArgumentError(std::string("input of ") + name_ + " must be float32, got " +
-                                c10::toString(x.scalar_type()));
-  }
-  SPLITINFER_RETURN_IF_ERROR(CheckBoundaryInput(from, x.sizes()));
+  SPLITINFER_RETURN_IF_ERROR(CheckRangeInput(x, from, to));
   try {
     c10::InferenceMode guard;
     at::Tensor y = x.to(device_);
