@@ -150,7 +150,7 @@ int main(int argc, char** argv) {
         std::cerr << "(options come from the command line and from --config "
                   << app.get_config_ptr()->as<std::string>() << ")\n";
       }
-      return rc;
+      return rc == 0 ? 0 : 2;  // bad options exit 2, as every other bad start-up does
     }
     std::string what = e.what();
     const std::string extras = "INI was not able to parse ";

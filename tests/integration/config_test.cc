@@ -121,7 +121,7 @@ TEST_F(ConfigTest, BadConfigsStopWithAClearMessage) {
     const std::string path =
         c.file_text.empty() ? (dir_ / name).string() : Write(name, c.file_text);
     const Result r = Run("--config '" + path + "' --models mlp");
-    EXPECT_NE(r.exit_code, 0);
+    EXPECT_EQ(r.exit_code, 2);
     EXPECT_EQ(r.out.find("listening"), std::string::npos) << r.out;  // never started serving
     EXPECT_NE(r.err.find(c.message), std::string::npos) << r.err;
   }
