@@ -27,6 +27,7 @@
 #include <CLI/CLI.hpp>
 #include <boost/asio.hpp>
 
+#include "common/cli_parse.h"
 #include "common/log.h"
 #include "common/model_repo.h"
 #include "common/model_zoo.h"
@@ -115,7 +116,7 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(1, 100000));
   app.add_option("--dir", dir, "working directory (default: a temporary one, removed)");
   app.add_option("--link-mbps", link_mbps, "emulated downlink rates for the paced comparison");
-  CLI11_PARSE(app, argc, argv);
+  SPLITINFER_CLI_PARSE(app, argc, argv);
   torch::set_num_threads(1);
   log::SetLevel("warn");
   const bool own_dir = dir.empty();
@@ -152,7 +153,7 @@ int main(int argc, char** argv) {
   profile.model = model;
   profile.input_bytes = (*served)->model->input_bytes();
   for (auto& u : (*served)->model->units()) {
-    profile.units.push_back({u.name, 1.0, u.output_bytes, u.param_bytes, u.flops});
+    profile.units.push_back({u.name, 1.0, u.output_bytes, u.param_bytes, u.flops, u.layers});
   }
 
   // (a) throughput.

@@ -33,6 +33,7 @@
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
+#include "common/cli_parse.h"
 #include "common/codec.h"
 #include "common/decision/online_law.h"
 #include "common/handshake.h"
@@ -831,7 +832,7 @@ int main(int argc, char** argv) {
   app.add_option("--auth-token-file", cfg.auth_token_file,
                  "file whose first line is the server's auth token")
       ->check(CLI::ExistingFile);
-  CLI11_PARSE(app, argc, argv);
+  SPLITINFER_CLI_PARSE(app, argc, argv);
 
   if (cfg.threads > 0) torch::set_num_threads(cfg.threads);
   std::string error;

@@ -20,6 +20,7 @@
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
+#include "common/cli_parse.h"
 #include "common/decision/simulator.h"
 #include "common/frame_io.h"
 #include "common/log.h"
@@ -130,7 +131,7 @@ int main(int argc, char** argv) {
   app.add_option("--io-timeout-ms", io_timeout_ms)->check(CLI::Range(1, 3600000));
   app.add_option("--ledger", ledger_path, "also write one JSON line per inference here");
   app.add_flag("--json", as_json, "one JSON object per round on stdout");
-  CLI11_PARSE(app, argc, argv);
+  SPLITINFER_CLI_PARSE(app, argc, argv);
   log::SetName("device");
   torch::set_num_threads(1);
 

@@ -36,6 +36,7 @@
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
+#include "common/cli_parse.h"
 #include "common/decision/exits.h"
 #include "common/decision/exits_factory.h"
 #include "common/decision/exits_rl.h"
@@ -307,7 +308,7 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(1, 600000));
   app.add_option("--json-out", o.json_out, "one JSON line per inference into this file");
   app.add_option("--summary-json", o.summary_json, "per-controller summary as JSON");
-  CLI11_PARSE(app, argc, argv);
+  SPLITINFER_CLI_PARSE(app, argc, argv);
   splitinfer::log::SetName("exits_client");
   at::set_num_threads(1);
 

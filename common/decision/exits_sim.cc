@@ -18,6 +18,7 @@
 
 #include <CLI/CLI.hpp>
 
+#include "common/cli_parse.h"
 #include "common/decision/exits.h"
 #include "common/decision/exits_factory.h"
 #include "common/decision/exits_rl.h"
@@ -94,7 +95,7 @@ int main(int argc, char** argv) {
   app.add_option("--gamma", ddpg.gamma, "rl: discount");
   app.add_option("--eval-every", ddpg.eval_every, "rl: snapshot check period (0: keep last)");
   app.add_flag("--json", json, "JSON on stdout");
-  CLI11_PARSE(app, argc, argv);
+  SPLITINFER_CLI_PARSE(app, argc, argv);
 
   std::vector<double> grid = sd::DefaultThresholdGrid();
   if (!grid_text.empty()) {

@@ -28,6 +28,7 @@
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
+#include "common/cli_parse.h"
 #include "common/decision/channel.h"
 #include "common/decision/unit_predictor.h"
 
@@ -95,12 +96,7 @@ int main(int argc, char** argv) {
   app.add_option("--snr-db", snr_db, "mean SNR of the i.i.d. Rayleigh channel");
   app.add_option("--slowdown", slowdown, "CostOptions.device_slowdown")->check(CLI::PositiveNumber);
   app.add_flag("--json", json, "JSON on stdout");
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::ParseError& e) {
-    const int rc = app.exit(e);
-    return rc == 0 ? 0 : 2;
-  }
+  SPLITINFER_CLI_PARSE(app, argc, argv);
 
   std::vector<Device> devices;
   std::error_code ec;

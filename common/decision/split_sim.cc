@@ -16,6 +16,7 @@
 
 #include <CLI/CLI.hpp>
 
+#include "common/cli_parse.h"
 #include "common/decision/simulator.h"
 #include "common/decision/zoo_profiles.h"
 
@@ -82,7 +83,7 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(0.0, 1e9));
   app.add_flag("--json", json, "JSON on stdout");
   app.add_flag("--quiet", quiet, "no progress on stderr");
-  CLI11_PARSE(app, argc, argv);
+  SPLITINFER_CLI_PARSE(app, argc, argv);
 
   auto fail = [](const splitinfer::Status& s) {
     std::cerr << "split_sim: " << s << "\n";

@@ -1,4 +1,6 @@
 // Runs the split_sim binary with the command line of issue 4 and checks its JSON.
+#include <sys/wait.h>
+
 #include <array>
 #include <cstdio>
 #include <memory>
@@ -67,6 +69,17 @@ TEST(SplitSimTest, BadArgumentsFail) {
   EXPECT_NE(rc, 0);
   RunSim("--channel rayleigh:snr_db=10 --policies bi,magic --episodes 10", &rc);
   EXPECT_NE(rc, 0);
+}
+
+TEST(SplitSimTest, BadOptionsExitTwo) {
+  int rc = 0;
+  for (const char* args : {"--no-such-flag", "--episodes many", "--channel"}) {
+    RunSim(args, &rc);
+    ASSERT_TRUE(WIFEXITED(rc)) << args;
+    EXPECT_EQ(WEXITSTATUS(rc), 2) << args;  // CLI11's own codes (105, 109, ...) before
+  }
+  RunSim("--help", &rc);
+  EXPECT_EQ(rc, 0);
 }
 
 }  // namespace

@@ -177,7 +177,9 @@ TEST_P(TlsOnOffTest, MissingOrWrongTokenIsRefusedBeforeAnyModelWork) {
     EXPECT_NE(st.message().find(token.empty() ? "requires an auth token" : "wrong auth token"),
               std::string::npos)
         << st;
-    if (!token.empty()) EXPECT_EQ(st.message().find(token), std::string::npos) << "echoed";
+    if (!token.empty()) {
+      EXPECT_EQ(st.message().find(token), std::string::npos) << "echoed";
+    }
     EXPECT_FALSE(client.connected());
     EXPECT_EQ(client.server_info().models_size(), 0) << "a refused client learns no model";
     // The connection is closed: nothing can be sent on it.
