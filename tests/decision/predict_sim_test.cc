@@ -1,15 +1,14 @@
 // Runs the predict_sim binary (issue 10, items 1-2) on the committed profiles and on bad input.
-#include <array>
-#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <string>
 
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
+
+#include "tests/run_command.h"
 
 namespace {
 
@@ -17,19 +16,8 @@ const std::string kData = SPLITINFER_SOURCE_DIR "/data/unit_profiles";
 
 // Runs predict_sim with `args`; returns stdout and sets *rc to the exit code (-1 on failure).
 std::string RunPredictSim(const std::string& args, int* rc) {
-  const std::string cmd = std::string(PREDICT_SIM_BIN) + " " + args + " 2>/dev/null";
-  FILE* pipe = popen(cmd.c_str(), "r");
-  if (pipe == nullptr) {
-    *rc = -1;
-    return "";
-  }
-  std::string out;
-  std::array<char, 4096> buf;
-  size_t n;
-  while ((n = fread(buf.data(), 1, buf.size(), pipe)) > 0) out.append(buf.data(), n);
-  const int status = pclose(pipe);
-  *rc = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return out;
+  return splitinfer::test_support::RunCommand(
+      std::string(PREDICT_SIM_BIN) + " " + args + " 2>/dev/null", rc);
 }
 
 TEST(PredictSimTest, JsonOnTheCommittedProfiles) {

@@ -1,16 +1,15 @@
 // Runs the select_sim binary (path from CMake, $<TARGET_FILE:select_sim>): bad command lines exit
 // 2 with a message, a tiny many-seed run prints the per-seed table and the summary over seeds,
 // and its JSON summary agrees with its per-seed figures.
-#include <sys/wait.h>
 
 #include <algorithm>
-#include <array>
-#include <cstdio>
 #include <string>
 #include <vector>
 
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
+
+#include "tests/run_command.h"
 
 namespace {
 
@@ -20,20 +19,9 @@ const std::string kVariants =
 // Runs select_sim with `args`; returns stdout (and stderr when `with_stderr`), sets *rc to the
 // exit status.
 std::string RunSelectSim(const std::string& args, int* rc, bool with_stderr = false) {
-  const std::string cmd = std::string(SELECT_SIM_BIN) + " " + kVariants + args +
-                          (with_stderr ? " 2>&1" : " 2>/dev/null");
-  FILE* pipe = popen(cmd.c_str(), "r");
-  if (pipe == nullptr) {
-    *rc = -1;
-    return "";
-  }
-  std::string out;
-  std::array<char, 4096> buf;
-  size_t n;
-  while ((n = fread(buf.data(), 1, buf.size(), pipe)) > 0) out.append(buf.data(), n);
-  const int status = pclose(pipe);
-  *rc = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return out;
+  return splitinfer::test_support::RunCommand(std::string(SELECT_SIM_BIN) + " " + kVariants + args +
+                                                  (with_stderr ? " 2>&1" : " 2>/dev/null"),
+                                              rc);
 }
 
 TEST(SelectSimCliTest, BadNumbersExitTwo) {

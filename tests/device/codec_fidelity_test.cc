@@ -3,12 +3,9 @@
 // inputs against files written here, and the program's exit codes for bad options.
 #include "device/codec_fidelity.h"
 
-#include <sys/wait.h>
 #include <unistd.h>
 
-#include <array>
 #include <cmath>
-#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -23,6 +20,7 @@
 #include "common/model_zoo.h"
 #include "device/image_inputs.h"
 #include "tests/integration/test_models.h"
+#include "tests/run_command.h"
 
 namespace splitinfer {
 namespace {
@@ -39,20 +37,9 @@ std::shared_ptr<SplitModel> SmallModel(const std::string& name) {
 
 // Runs codec_fidelity with `args`; returns stdout (and stderr when `with_stderr`), sets *rc.
 std::string RunTool(const std::string& args, int* rc, bool with_stderr) {
-  std::string cmd = std::string(SPLITINFER_BIN_DIR) + "/codec_fidelity " + args;
-  cmd += with_stderr ? " 2>&1" : " 2>/dev/null";
-  FILE* pipe = popen(cmd.c_str(), "r");
-  if (pipe == nullptr) {
-    *rc = -1;
-    return "";
-  }
-  std::string out;
-  std::array<char, 4096> buf;
-  size_t n;
-  while ((n = fread(buf.data(), 1, buf.size(), pipe)) > 0) out.append(buf.data(), n);
-  const int status = pclose(pipe);
-  *rc = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return out;
+  return test_support::RunCommand(std::string(SPLITINFER_BIN_DIR) + "/codec_fidelity " + args +
+                                      (with_stderr ? " 2>&1" : " 2>/dev/null"),
+                                  rc);
 }
 
 std::string SmallZooFlags() {

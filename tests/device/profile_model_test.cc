@@ -1,10 +1,7 @@
 // Runs the profile_model binary: its JSON carries the kernel shapes of every zoo unit (issue 10's
 // predictor features) and loads back through the cost model's parser; the averaged samples of
 // --min-sample-ms are recorded; bad options exit 2.
-#include <sys/wait.h>
 
-#include <array>
-#include <cstdio>
 #include <string>
 
 #include <gtest/gtest.h>
@@ -12,22 +9,13 @@
 
 #include "common/decision/cost_model.h"
 
+#include "tests/run_command.h"
+
 namespace {
 
 std::string RunProfileModel(const std::string& args, int* rc) {
-  const std::string cmd = std::string(PROFILE_MODEL_BIN) + " " + args + " 2>/dev/null";
-  FILE* pipe = popen(cmd.c_str(), "r");
-  if (pipe == nullptr) {
-    *rc = -1;
-    return "";
-  }
-  std::string out;
-  std::array<char, 4096> buf;
-  size_t n;
-  while ((n = fread(buf.data(), 1, buf.size(), pipe)) > 0) out.append(buf.data(), n);
-  const int status = pclose(pipe);
-  *rc = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return out;
+  return splitinfer::test_support::RunCommand(
+      std::string(PROFILE_MODEL_BIN) + " " + args + " 2>/dev/null", rc);
 }
 
 TEST(ProfileModelTest, JsonCarriesKernelShapesThatLoadBack) {
