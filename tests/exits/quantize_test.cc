@@ -6,13 +6,9 @@
 
 #include <ATen/CPUGeneratorImpl.h>
 #include <ATen/Parallel.h>
-#include <fcntl.h>
 #include <gtest/gtest.h>
-#include <sys/file.h>
-#include <unistd.h>
 
 #include <cmath>
-#include <filesystem>
 #include <memory>
 #include <string>
 #include <vector>
@@ -21,12 +17,11 @@
 
 #include "common/exits/digits.h"
 #include "common/exits/train.h"
+#include "tests/exits/trained_model.h"
 
 namespace splitinfer {
 namespace exits {
 namespace {
-
-const std::string kDigits = std::string(SPLITINFER_SOURCE_DIR) + "/data/digits/digits.csv.gz";
 
 // The int8 model's held-out accuracy may differ from the float model's by at most this much at
 // the final exit (and at most kExitDrop at the early exits). Real run (train_exits defaults:
@@ -44,46 +39,15 @@ class QuantizeTest : public ::testing::Test {
   static void SetUpTestSuite() { at::set_num_threads(1); }
 
   static std::shared_ptr<BranchyModel> Untrained(uint64_t seed = 1) {
-    BranchyOptions o;
-    o.seed = seed;
-    Result<std::shared_ptr<BranchyModel>> m = BuildBranchyModel(o);
-    EXPECT_TRUE(m.ok()) << m.status();
-    return m.ok() ? *m : nullptr;
+    return test_support::UntrainedBranchy(seed);
   }
 
-  static DigitsSplit Split() {
-    Result<DigitsData> d = LoadDigits(kDigits);
-    EXPECT_TRUE(d.ok()) << d.status();
-    Result<DigitsSplit> s = SplitDigits(*d, 1);
-    EXPECT_TRUE(s.ok()) << s.status();
-    return *s;
-  }
+  static DigitsSplit Split() { return test_support::DigitsSplitSeed1(); }
 
-  // The model trained with train_exits' defaults (seed 1), shared with branchy_model_test
-  // through the same cache file and lock.
+  // The model trained with train_exits' defaults (seed 1), cached under the build directory and
+  // shared by the exits tests (tests/exits/trained_model.h).
   static std::shared_ptr<BranchyModel> Trained() {
-    const TrainOptions t;
-    const BranchyOptions b;
-    const std::string dir = EXITS_TEST_CACHE_DIR;
-    std::filesystem::create_directories(dir);
-    const std::string path = dir + "/digits_branchy_s1_e" + std::to_string(t.epochs) + "_lr" +
-                             std::to_string(t.learning_rate) + "_b" + std::to_string(t.batch_size) +
-                             "_w" + std::to_string(b.width) + ".pt";
-    const int lock = open((dir + "/lock").c_str(), O_CREAT | O_RDWR, 0644);
-    EXPECT_GE(lock, 0);
-    flock(lock, LOCK_EX);
-    std::shared_ptr<BranchyModel> m = Untrained(1);
-    if (!std::filesystem::exists(path) || !m->LoadWeights(path).ok()) {
-      m = Untrained(1);
-      Result<TrainReport> r = TrainBranchy(m.get(), Split().train, t);
-      EXPECT_TRUE(r.ok()) << r.status();
-      const std::string tmp = path + ".tmp";
-      EXPECT_TRUE(m->SaveWeights(tmp).ok());
-      std::filesystem::rename(tmp, path);
-    }
-    flock(lock, LOCK_UN);
-    close(lock);
-    return m;
+    return test_support::CachedTrainedBranchy(EXITS_TEST_CACHE_DIR);
   }
 };
 
