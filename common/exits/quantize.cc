@@ -131,26 +131,6 @@ Result<at::QEngine> ChooseEngine(const std::string& name) {
   return want;
 }
 
-template <typename F>
-Timing TimeIt(F&& f, int repeats, int warmup) {
-  using Clock = std::chrono::steady_clock;
-  for (int i = 0; i < warmup; ++i) f();
-  std::vector<double> ms;
-  for (int i = 0; i < repeats; ++i) {
-    const Clock::time_point start = Clock::now();
-    f();
-    ms.push_back(std::chrono::duration<double, std::milli>(Clock::now() - start).count());
-  }
-  std::sort(ms.begin(), ms.end());
-  auto quantile = [&](double q) {
-    const double pos = q * static_cast<double>(ms.size() - 1);
-    const size_t lo = static_cast<size_t>(std::floor(pos));
-    const size_t hi = std::min(lo + 1, ms.size() - 1);
-    return ms[lo] + (pos - static_cast<double>(lo)) * (ms[hi] - ms[lo]);
-  };
-  return {quantile(0.5), quantile(0.1), quantile(0.9)};
-}
-
 double Round(double v, double scale) { return std::round(v * scale) / scale; }
 
 }  // namespace
@@ -465,11 +445,11 @@ Result<BranchyProfile> ProfileInt8Branchy(const Int8BranchyModel& model, int rep
       at::Tensor y;
       if (i == 0) {
         p.units.push_back(
-            TimeIt([&] { y = model.RunUnit(0, model.QuantizeInput(x)); }, repeats, warmup));
+            TimeRuns([&] { y = model.RunUnit(0, model.QuantizeInput(x)); }, repeats, warmup));
       } else if (i + 1 == model.num_units()) {
-        p.units.push_back(TimeIt([&] { y = model.RunUnit(i, q).dequantize(); }, repeats, warmup));
+        p.units.push_back(TimeRuns([&] { y = model.RunUnit(i, q).dequantize(); }, repeats, warmup));
       } else {
-        p.units.push_back(TimeIt([&] { y = model.RunUnit(i, q); }, repeats, warmup));
+        p.units.push_back(TimeRuns([&] { y = model.RunUnit(i, q); }, repeats, warmup));
       }
       q = y;
       boundary.push_back(q);
@@ -481,7 +461,7 @@ Result<BranchyProfile> ProfileInt8Branchy(const Int8BranchyModel& model, int rep
       }
       const at::Tensor& b = boundary.at(model.exit_after_unit(e) - 1);
       at::Tensor y;
-      p.heads.push_back(TimeIt([&] { y = model.RunHead(e, b).dequantize(); }, repeats, warmup));
+      p.heads.push_back(TimeRuns([&] { y = model.RunHead(e, b).dequantize(); }, repeats, warmup));
     }
   } catch (const std::exception& e) {
     return InternalError(std::string("profiling digits_branchy_int8: ") + e.what());

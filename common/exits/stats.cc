@@ -25,25 +25,25 @@ double Quantile(const std::vector<double>& sorted, double q) {
   return sorted[lo] + (pos - static_cast<double>(lo)) * (sorted[hi] - sorted[lo]);
 }
 
-template <typename F>
-Timing TimeIt(F&& f, int repeats, int warmup, const at::Device& device) {
+double Round(double v, double scale) { return std::round(v * scale) / scale; }
+
+}  // namespace
+
+Timing TimeRuns(const std::function<void()>& run, int repeats, int warmup,
+                const at::Device& device) {
   using Clock = std::chrono::steady_clock;
-  for (int i = 0; i < warmup; ++i) f();
+  for (int i = 0; i < warmup; ++i) run();
   SynchronizeDevice(device);
   std::vector<double> ms;
   for (int i = 0; i < repeats; ++i) {
     const Clock::time_point start = Clock::now();
-    f();
+    run();
     SynchronizeDevice(device);
     ms.push_back(std::chrono::duration<double, std::milli>(Clock::now() - start).count());
   }
   std::sort(ms.begin(), ms.end());
   return {Quantile(ms, 0.5), Quantile(ms, 0.1), Quantile(ms, 0.9)};
 }
-
-double Round(double v, double scale) { return std::round(v * scale) / scale; }
-
-}  // namespace
 
 Result<BranchyProfile> ProfileBranchy(const BranchyModel& model, int repeats, int warmup) {
   if (repeats < 1 || warmup < 0) return InvalidArgumentError("repeats >= 1, warmup >= 0");
@@ -59,7 +59,7 @@ Result<BranchyProfile> ProfileBranchy(const BranchyModel& model, int repeats, in
     for (size_t i = 0; i < model.num_units(); ++i) {
       at::Tensor y;
       p.units.push_back(
-          TimeIt([&] { y = model.RunRange(x, i, i + 1); }, repeats, warmup, model.device()));
+          TimeRuns([&] { y = model.RunRange(x, i, i + 1); }, repeats, warmup, model.device()));
       x = y;
       boundary.push_back(x);
     }
@@ -71,7 +71,7 @@ Result<BranchyProfile> ProfileBranchy(const BranchyModel& model, int repeats, in
       const at::Tensor& b = boundary[model.exit_after_unit(e)];
       Status st;
       p.heads.push_back(
-          TimeIt([&] { st = model.RunExit(e, b).status(); }, repeats, warmup, model.device()));
+          TimeRuns([&] { st = model.RunExit(e, b).status(); }, repeats, warmup, model.device()));
       SPLITINFER_RETURN_IF_ERROR(st);
     }
   } catch (const std::exception& e) {

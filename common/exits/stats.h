@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <vector>
 
 #include <ATen/ATen.h>
@@ -23,6 +24,10 @@ namespace exits {
 struct Timing {
   double median_ms = 0, p10_ms = 0, p90_ms = 0;
 };
+// `run` timed `repeats` times after `warmup` untimed calls, each followed by a synchronisation of
+// `device`: the median and the 10th / 90th percentiles (linear interpolation between ranks).
+Timing TimeRuns(const std::function<void()>& run, int repeats, int warmup,
+                const at::Device& device = at::kCPU);
 struct BranchyProfile {
   std::vector<Timing> units;
   std::vector<Timing> heads;
