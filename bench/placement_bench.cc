@@ -142,6 +142,8 @@ int main(int argc, char** argv) {
   watcher.Start();
   EdgeServerOptions so;
   so.max_connections = 1024;
+  so.max_connections_per_address = 0;  // every simulated device connects from 127.0.0.1
+  so.max_pending_handshakes = 1024;
   EdgeServer server(so, registry);
   if (!server.Start().ok()) return 1;
   auto served = registry->FindVersion(model, 1);

@@ -19,7 +19,7 @@ T GetLE(const uint8_t* p) {
   return v;
 }
 
-bool KnownType(uint16_t t) { return t >= 1 && t <= 9; }
+bool KnownType(uint16_t t) { return t >= 1 && t <= 10; }
 
 }  // namespace
 
@@ -43,6 +43,8 @@ const char* MessageTypeName(MessageType type) {
       return "FetchRequest";
     case MessageType::kFetchChunk:
       return "FetchChunk";
+    case MessageType::kGoAway:
+      return "GoAway";
   }
   return "Unknown";
 }

@@ -37,6 +37,7 @@ enum class MessageType : uint16_t {
   kPlacementReply = 7,
   kFetchRequest = 8,
   kFetchChunk = 9,
+  kGoAway = 10,  // server -> device: no new requests here (wire::GoAway)
 };
 const char* MessageTypeName(MessageType type);
 

@@ -4,6 +4,8 @@
 #include <charconv>
 #include <cstring>
 
+#include <poll.h>
+
 namespace splitinfer {
 namespace {
 
@@ -95,13 +97,20 @@ Status BlockingConnection::Connect(const std::string& host, uint16_t port, Durat
   }
   if (result) {
     Close();
-    return UnavailableError("TLS handshake with " + host + ":" + std::to_string(port) +
-                            " failed: " + TlsErrorText(result) +
-                            (result.category() == asio::error::get_ssl_category()
-                                 ? " (is the server's certificate signed by --tls-ca and made "
-                                   "for '" +
-                                       name + "'?)"
-                                 : " (does the server speak TLS?)"));
+    // A plain server answers the ClientHello with a plaintext frame (OpenSSL: "wrong version
+    // number", "packet length too long") or closes; only a verify failure is the certificate.
+    const std::string why = TlsErrorText(result);
+    const bool plain_peer = result.category() != asio::error::get_ssl_category() ||
+                            why.find("wrong version number") != std::string::npos ||
+                            why.find("packet length too long") != std::string::npos ||
+                            why.find("record layer failure") != std::string::npos ||
+                            why.find("http request") != std::string::npos;
+    return UnavailableError(
+        "TLS handshake with " + host + ":" + std::to_string(port) + " failed: " + why +
+        (plain_peer ? " (the server does not speak TLS: is it started without --tls-cert? "
+                      "connect without --tls)"
+                    : " (is the server's certificate signed by --tls-ca and made for '" + name +
+                          "'?)"));
   }
   return Status::Ok();
 }
@@ -109,6 +118,7 @@ Status BlockingConnection::Connect(const std::string& host, uint16_t port, Durat
 Status BlockingConnection::WriteFrame(const OutgoingFrame& frame, Duration timeout,
                                       WritePacer* pacer) {
   if (!is_open()) return UnavailableError("write on a closed connection");
+  if (write_failed_) return UnavailableError("write on a connection whose last write failed");
   if (pacer != nullptr) {
     const size_t chunk = std::max<size_t>(1, pacer->ChunkBytes());
     pacer->BeginFrame();
@@ -127,6 +137,7 @@ Status BlockingConnection::WriteFrame(const OutgoingFrame& frame, Duration timeo
 
 Status BlockingConnection::WriteRaw(const void* data, size_t size, Duration timeout) {
   if (!is_open()) return UnavailableError("write on a closed connection");
+  if (write_failed_) return UnavailableError("write on a connection whose last write failed");
   return WriteBuffers(asio::buffer(data, size), timeout);
 }
 
@@ -137,7 +148,11 @@ Status BlockingConnection::WriteBuffers(const ConstBufferSequence& buffers, Dura
                     [&](const boost::system::error_code& e, size_t) { result = e; });
   if (!RunFor(timeout)) return DeadlineExceededError("write timed out");
   if (result) {
-    Close();
+    // The peer is gone or reset the connection; what it wrote before may still be in the
+    // receive buffer, so the read side stays open until a read fails (ReadAtLeast closes).
+    boost::system::error_code ignored;
+    stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);
+    write_failed_ = true;
     return FromErrorCode(result, "write");
   }
   return Status::Ok();
@@ -194,8 +209,18 @@ Status BlockingConnection::ReadHeaderAndMeta(const FrameLimits& limits, Duration
   return ReadExact(meta->data(), meta->size(), timeout);
 }
 
+bool BlockingConnection::PeerHungUp() {
+  if (!is_open()) return true;
+  pollfd p{};
+  p.fd = stream_.socket().native_handle();
+  p.events = POLLIN | POLLRDHUP;
+  if (::poll(&p, 1, 0) != 1) return false;
+  return (p.revents & (POLLRDHUP | POLLHUP | POLLERR)) != 0;
+}
+
 void BlockingConnection::Close() {
   rpos_ = rend_ = 0;
+  write_failed_ = false;
   boost::system::error_code ignored;
   tcp::socket& socket = stream_.socket();
   if (socket.is_open()) {

@@ -67,6 +67,9 @@ class BlockingConnection {
                            std::string* meta);
 
   bool is_open() const { return stream_.socket().is_open(); }
+  // True when the peer has closed its side (or the connection failed): checked without
+  // blocking, e.g. before reusing a connection that sat idle.
+  bool PeerHungUp();
   bool tls() const { return stream_.tls_enabled(); }
   void Close();
   tcp::socket& socket() { return stream_.socket(); }
@@ -89,6 +92,7 @@ class BlockingConnection {
   std::vector<uint8_t> rbuf_ = std::vector<uint8_t>(kReadBufferSize);
   size_t rpos_ = 0;  // rbuf_[rpos_, rend_) holds received bytes not yet consumed
   size_t rend_ = 0;
+  bool write_failed_ = false;  // a write failed: reads go on until they fail (see WriteBuffers)
 };
 
 }  // namespace splitinfer

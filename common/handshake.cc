@@ -5,6 +5,7 @@
 #include <openssl/crypto.h>
 #include <openssl/sha.h>
 
+#include "common/bounded_file.h"
 #include "common/frame.h"
 
 namespace splitinfer {
@@ -18,13 +19,14 @@ bool SecretEquals(const std::string& a, const std::string& b) {
 }
 
 Result<std::string> ReadSecretFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return InvalidArgumentError("cannot read the token file '" + path + "'");
-  std::string text(4097, '\0');
-  in.read(text.data(), static_cast<std::streamsize>(text.size()));
-  text.resize(static_cast<size_t>(in.gcount()));
-  if (text.size() > 4096) return InvalidArgumentError("token file '" + path + "' is over 4 KiB");
-  text = text.substr(0, text.find('\n'));
+  Result<std::string> file = ReadBoundedFile(path, 4096, "token file");
+  if (!file.ok()) {
+    if (file.status().code() == StatusCode::kResourceExhausted) {
+      return InvalidArgumentError("token file '" + path + "' is over 4 KiB");
+    }
+    return InvalidArgumentError("cannot read the token file: " + file.status().message());
+  }
+  std::string text = file->substr(0, file->find('\n'));
   const char* ws = " \t\r\n";
   const size_t b = text.find_first_not_of(ws);
   if (b == std::string::npos) return InvalidArgumentError("token file '" + path + "' is empty");

@@ -16,6 +16,8 @@
 #include <torch/torch.h>
 #include <nlohmann/json.hpp>
 
+#include "common/bounded_file.h"
+
 namespace splitinfer {
 namespace {
 
@@ -277,11 +279,9 @@ std::string ManifestToJson(const Manifest& m) {
 }
 
 Result<Manifest> ReadManifest(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return NotFoundError("cannot open manifest " + path);
-  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  if (in.bad()) return InternalError("read error on manifest " + path);
-  return ParseManifest(text, path);
+  Result<std::string> text = ReadBoundedFile(path, kMaxDataFileBytes, "manifest");
+  if (!text.ok()) return text.status();
+  return ParseManifest(*text, path);
 }
 
 Result<Manifest> ParseManifest(const std::string& json_text, const std::string& source) {

@@ -271,12 +271,11 @@ class Runner {
       if (st.code() == StatusCode::kResourceExhausted) {
         FinishLocally(inf, "edge refused: " + st.message());
       } else {
-        // The connection is gone: the requests already sent on it can never be answered, so
-        // they finish locally now rather than after an io timeout on the next connection.
+        // The connection broke while sending. Replies the edge wrote before it went are still
+        // in the socket: read them; what never comes finishes locally (ReadOne), and so does
+        // this inference.
+        while (!pending_.empty()) ReadOne();
         OnConnectionLost(st);
-        auto lost = std::move(pending_);
-        pending_.clear();
-        for (auto& [id, other] : lost) FinishLocally(other, "edge lost: " + st.ToString());
         FinishLocally(inf, "send failed: " + st.ToString());
       }
       return;
@@ -335,6 +334,13 @@ class Runner {
   }
 
   bool EnsureConnected(std::string* why) {
+    if (client_->connected() && !client_->Reusable()) {
+      // A GoAway (the edge drains, or evicted this connection) or a close while idle: the
+      // replies still due come first, then a new connection (another edge first, if draining).
+      while (!pending_.empty() && client_->connected()) ReadOne();
+      client_->Close();
+      next_connect_ = Clock::now();
+    }
     if (client_->connected()) return true;
     if (Clock::now() < next_connect_) {
       *why = last_error_;

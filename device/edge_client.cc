@@ -81,13 +81,23 @@ Status EdgeClient::ConnectTo(const EdgeAddress& address) {
   hello.set_protocol_version(kProtocolVersion);
   hello.set_client_name(options_.client_name);
   hello.set_auth_token(options_.auth_token);
+  hello.set_accepts_go_away(true);
   SPLITINFER_RETURN_IF_ERROR(
       conn_.WriteFrame(MakeFrame(MessageType::kHello, hello), options_.io_timeout));
   FrameHeader header;
   std::string meta;
-  SPLITINFER_RETURN_IF_ERROR(
-      conn_.ReadHeaderAndMeta(options_.limits, options_.connect_timeout, &header, &meta)
-          .WithPrefix("handshake: "));
+  Status read = conn_.ReadHeaderAndMeta(options_.limits, options_.connect_timeout, &header, &meta);
+  if (!read.ok()) {
+    conn_.Close();
+    // A TLS server fails its TLS handshake on a plaintext Hello and closes without a word.
+    if (!options_.tls && read.code() == StatusCode::kUnavailable) {
+      return UnavailableError("handshake with " + address.ToString() +
+                              ": the server closed the connection without answering the Hello (" +
+                              read.message() +
+                              "); does it require TLS? then connect with --tls (and --tls-ca)");
+    }
+    return read.WithPrefix("handshake: ");
+  }
   if (header.body_len != 0) {
     conn_.Close();
     return InvalidArgumentError("handshake: server reply carries a body");
@@ -115,7 +125,16 @@ Status EdgeClient::ConnectTo(const EdgeAddress& address) {
                   "handshake refused: " + server_info_.message());
   }
   handshake_done_ = true;
+  going_away_ = false;
+  go_away_message_.clear();
+  outstanding_ = 0;
   return Status::Ok();
+}
+
+bool EdgeClient::Reusable() {
+  if (!connected() || going_away_) return false;
+  if (outstanding_ == 0 && conn_.PeerHungUp()) return false;  // evicted or drained while idle
+  return true;
 }
 
 Status EdgeClient::SendRequest(wire::InferRequest request, const at::Tensor& input) {
@@ -127,8 +146,10 @@ Status EdgeClient::SendRequest(wire::InferRequest request, const at::Tensor& inp
                                   " bytes exceeds the server's limit of " +
                                   std::to_string(server_info_.max_body_bytes()));
   }
-  return conn_.WriteFrame(MakeTensorFrame(MessageType::kInferRequest, request, input),
-                          options_.io_timeout, options_.uplink_pacer);
+  Status st = conn_.WriteFrame(MakeTensorFrame(MessageType::kInferRequest, request, input),
+                               options_.io_timeout, options_.uplink_pacer);
+  if (st.ok()) ++outstanding_;
+  return st;
 }
 
 Status EdgeClient::SendRequest(wire::InferRequest request, const Encoded& encoded) {
@@ -142,8 +163,10 @@ Status EdgeClient::SendRequest(wire::InferRequest request, const Encoded& encode
         "tensor of " + std::to_string(decoded) + " bytes (" + std::to_string(encoded.body_bytes()) +
         " encoded) exceeds the server's limit of " + std::to_string(limit));
   }
-  return conn_.WriteFrame(MakeTensorFrame(MessageType::kInferRequest, request, encoded.body),
-                          options_.io_timeout, options_.uplink_pacer);
+  Status st = conn_.WriteFrame(MakeTensorFrame(MessageType::kInferRequest, request, encoded.body),
+                               options_.io_timeout, options_.uplink_pacer);
+  if (st.ok()) ++outstanding_;
+  return st;
 }
 
 Result<InferResult> EdgeClient::ReadReply() {
@@ -151,8 +174,17 @@ Result<InferResult> EdgeClient::ReadReply() {
   FrameHeader header;
   std::string meta;
   Status st = conn_.ReadHeaderAndMeta(options_.limits, options_.io_timeout, &header, &meta);
+  // GoAway: the edge takes nothing new here but still answers what it has; note it and read on.
+  while (st.ok() && header.type == MessageType::kGoAway) {
+    wire::GoAway g;
+    st = header.body_len != 0 ? InvalidArgumentError("GoAway with a body") : ParseMeta(meta, &g);
+    if (!st.ok()) break;
+    OnGoAway(g);
+    st = conn_.ReadHeaderAndMeta(options_.limits, options_.io_timeout, &header, &meta);
+  }
   if (!st.ok()) {
     conn_.Close();
+    if (going_away_) return st.WithPrefix("after GoAway (" + go_away_message_ + "): ");
     return st;
   }
   if (header.type == MessageType::kError) {
@@ -173,6 +205,7 @@ Result<InferResult> EdgeClient::ReadReply() {
     conn_.Close();
     return st;
   }
+  if (outstanding_ > 0) --outstanding_;
   InferResult result;
   result.request_id = reply.request_id();
   result.model_version = reply.model_version();
@@ -317,8 +350,18 @@ Status EdgeClient::Fetch(const wire::FetchRequest& request, uint64_t max_chunk_b
   }
 }
 
+void EdgeClient::OnGoAway(const wire::GoAway& g) {
+  going_away_ = true;
+  go_away_message_ = g.message().empty() ? "the edge is going away" : g.message();
+  // A draining edge is shutting down: prefer another one. An evicted idle connection says
+  // nothing about the edge's health.
+  if (g.reason() == wire::GoAway::DRAINING) MarkUnhealthy();
+}
+
 void EdgeClient::Close() {
   handshake_done_ = false;
+  going_away_ = false;
+  outstanding_ = 0;
   conn_.Close();
 }
 

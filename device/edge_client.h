@@ -81,6 +81,14 @@ class EdgeClient {
   // the error of the last one tried, prefixed with every address tried.
   Status Connect();
   bool connected() const { return conn_.is_open() && handshake_done_; }
+  // Whether a new request may go on this connection: connected, no GoAway received, and, when
+  // nothing is outstanding, the edge has not closed its side meanwhile (it evicts idle
+  // connections when full, and half-closes them when it drains). When false, read the replies
+  // still due (ReadReply), Close() and Connect() again.
+  bool Reusable();
+  // The edge sent a GoAway on this connection (it drains, or evicted it): send nothing new here.
+  bool going_away() const { return going_away_; }
+  const std::string& go_away_message() const { return go_away_message_; }
   // The address of the current (or last) connection.
   const EdgeAddress& address() const { return health_[current_].address; }
   // Puts the current address in back-off (e.g. it answered "draining"); the caller closes the
@@ -98,6 +106,9 @@ class EdgeClient {
 
   // Waits for the next reply. A non-ok Result means the connection failed (and is closed); a
   // server-side refusal of one request comes back as an ok Result whose status is not ok.
+  // A GoAway on the way is noted (going_away(); a draining edge is marked unhealthy) and the
+  // next frame read. After a failed SendRequest the replies already on their way can still be
+  // read (the read side stays open until a read fails).
   // An encoded reply tensor is decoded (the server sends raw ones today).
   Result<InferResult> ReadReply();
 
@@ -133,6 +144,7 @@ class EdgeClient {
     std::chrono::steady_clock::time_point retry_at{};
   };
   void Failed(size_t i);
+  void OnGoAway(const wire::GoAway& g);
 
   EdgeClientOptions options_;
   std::vector<Health> health_;  // host:port, then the fallbacks
@@ -141,6 +153,9 @@ class EdgeClient {
   BlockingConnection conn_;
   wire::HelloReply server_info_;
   bool handshake_done_ = false;
+  bool going_away_ = false;
+  std::string go_away_message_;
+  uint32_t outstanding_ = 0;  // requests sent on this connection, reply not yet read
 };
 
 }  // namespace splitinfer

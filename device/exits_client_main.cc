@@ -199,7 +199,8 @@ class LiveRunner {
 
   Status Offload(const at::Tensor& x, int boundary, const std::vector<double>& thresholds,
                  uint64_t request_id, at::Tensor* logits, int* exit, double* edge_s) {
-    if (!client_->connected()) {
+    if (!client_->Reusable()) {
+      client_->Close();
       Status st = client_->Connect();
       if (!st.ok()) return st;
     }

@@ -118,7 +118,8 @@ Status PlacementAgent::LoadFromStore() {
 }
 
 Status PlacementAgent::EnsureConnected(int* reconnects) {
-  if (client_.connected()) return Status::Ok();
+  if (client_.Reusable()) return Status::Ok();
+  client_.Close();  // a GoAway or a close while idle: a fresh connection
   Status st;
   for (int attempt = 0; attempt < options_.max_attempts; ++attempt) {
     if (attempt > 0) std::this_thread::sleep_for(options_.retry_delay);
@@ -307,7 +308,10 @@ Result<PlacedResult> RunPlaced(const Placed& p, const at::Tensor& input,
     return r;
   }
   Status st = edge ? Status::Ok() : UnavailableError("no edge server");
-  if (st.ok() && !edge->connected()) st = edge->Connect();
+  if (st.ok() && !edge->Reusable()) {
+    edge->Close();
+    st = edge->Connect();
+  }
   if (st.ok()) {
     wire::InferRequest req;
     req.set_request_id(request_id);

@@ -16,6 +16,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "common/bounded_file.h"
 #include "common/model_zoo.h"
 
 namespace splitinfer {
@@ -104,11 +105,7 @@ ssize_t ReadAt(int fd, int64_t off, size_t len, uint8_t* buf) {
 }
 
 Result<std::string> ReadText(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return NotFoundError("cannot open " + path);
-  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  if (in.bad()) return InternalError("read error on " + path);
-  return text;
+  return ReadBoundedFile(path, kMaxDataFileBytes, "file");
 }
 
 // What every store call needs of a manifest: a model name and unit files that stay inside the

@@ -5,6 +5,7 @@
 #include <deque>
 #include <map>
 #include <optional>
+#include <set>
 
 #include <ATen/ATen.h>
 #include <c10/core/InferenceMode.h>
@@ -25,6 +26,10 @@ using Clock = std::chrono::steady_clock;
 
 // Chunks one FetchRequest may ask for (more are clamped: the device asks again).
 constexpr uint32_t kMaxChunksPerFetch = 4096;
+
+// Admission: a handshake unfinished this long may be evicted to make room (a device's own
+// takes milliseconds, TLS included; a younger one is never cut off).
+constexpr std::chrono::milliseconds kStaleHandshake{1000};
 
 uint64_t MicrosSince(Clock::time_point t0, Clock::time_point t1 = Clock::now()) {
   return static_cast<uint64_t>(
@@ -97,8 +102,14 @@ class EdgeServer::Impl {
         compute_pool(static_cast<size_t>(options.compute_threads)) {}
 
   void DoAccept();
-  void Register(const std::shared_ptr<Session>& s);
+  // Admission (EdgeServerOptions, docs/security.md): registers `newcomer` when it may take a
+  // slot, evicting idle or unfinished connections to make room; else returns why not.
+  Status Admit(const std::shared_ptr<Session>& newcomer);
+  // While the server is at least 3/4 full: closes connections idle past crowded_idle_timeout.
+  // Re-arms itself every second until Stop().
+  void SweepCrowdedIdle();
   size_t LiveSessions();
+  std::vector<std::shared_ptr<Session>> AllSessions();
 
   // Dynamic batching. Submit() hands a checked request to the compute pool: at once when
   // batching is off (max_batch_size 1). Otherwise it is work-conserving: a request that finds a
@@ -145,6 +156,7 @@ class EdgeServer::Impl {
   asio::io_context io;
   std::optional<asio::executor_work_guard<asio::io_context::executor_type>> work;
   tcp::acceptor acceptor;
+  std::unique_ptr<asio::steady_timer> sweep_timer;  // SweepCrowdedIdle (made by Start())
   asio::thread_pool compute_pool;
   std::vector<std::thread> io_threads;
   // Fault injection (tests): chunks served so far, and whether the drop has happened.
@@ -179,11 +191,80 @@ class Session : public std::enable_shared_from_this<Session> {
         read_timer_(stream_.get_executor()),
         write_timer_(stream_.get_executor()),
         server_(server),
-        opts_(server->options) {
+        opts_(server->options),
+        accepted_at_(Clock::now()),
+        handshake_deadline_(accepted_at_ + server->options.handshake_timeout) {
     boost::system::error_code ec;
     auto ep = stream_.socket().remote_endpoint(ec);
-    peer_ = ec ? "?" : ep.address().to_string() + ":" + std::to_string(ep.port());
+    address_ = ec ? "?" : ep.address().to_string();
+    peer_ = ec ? "?" : address_ + ":" + std::to_string(ep.port());
     if (server_->tls) stream_.EnableTls(*server_->tls);
+  }
+
+  // ---- admission state, read by EdgeServer::Impl::Admit from the acceptor's strand -----------
+
+  enum class Eviction { kIdle, kPendingHandshake, kPerAddress, kCrowdedIdle };
+
+  const std::string& address() const { return address_; }
+  Clock::time_point accepted_at() const { return accepted_at_; }
+  // The Hello was accepted (with a token: the peer is authenticated).
+  bool admitted() const { return admitted_.load(); }
+  // Since when (steady clock, ns) the connection has waited for a frame with nothing in flight;
+  // -1 while it is not idle.
+  int64_t idle_since_ns() const { return idle_since_ns_.load(); }
+  // Holds no connection slot: closed, or picked for eviction (set by Admit, cleared again by
+  // Evict when the connection turned busy in between).
+  std::atomic<bool> released{false};
+
+  // Closes the connection to make room (on its strand): an admitted one only while it is still
+  // idle, after a GoAway when the device reads them.
+  void Evict(Eviction kind) {
+    asio::dispatch(stream_.get_executor(), [self = shared_from_this(), kind] {
+      if (self->closed_) return;
+      if (self->handshake_done_ && self->idle_since_ns_.load() < 0) {
+        self->released = false;  // a frame arrived meanwhile: it keeps its slot
+        return;
+      }
+      EdgeServerMetrics& m = *self->server_->metrics;
+      const char* why = "";
+      switch (kind) {
+        case Eviction::kIdle:
+          m.evicted_idle.Add();
+          why = "evicted: idle while the server is at its connection limit";
+          break;
+        case Eviction::kPendingHandshake:
+          m.evicted_pending_handshake.Add();
+          why = "evicted: handshake unfinished while others wait";
+          break;
+        case Eviction::kPerAddress:
+          m.evicted_per_address.Add();
+          why = "evicted: idle while its address is at its connection cap";
+          break;
+        case Eviction::kCrowdedIdle:
+          m.evicted_crowded_idle.Add();
+          why = "evicted: idle too long while the server is nearly full";
+          break;
+      }
+      log::Info(self->peer_ + ": " + why);
+      if (!self->handshake_done_ || !self->accepts_go_away_) return self->Close(why);
+      self->close_after_write_ = true;
+      self->CancelReadTimer();
+      self->SendGoAway(wire::GoAway::EVICTED, why);
+    });
+  }
+
+  // The server drains: no new request here. The device is told (GoAway) and the connection is
+  // half-closed once its last reply is written (UpdateIdle).
+  void BeginDrain() {
+    asio::dispatch(stream_.get_executor(), [self = shared_from_this()] {
+      if (self->closed_ || self->draining_) return;
+      self->draining_ = true;
+      if (!self->handshake_done_) return self->Close("server draining before the handshake");
+      if (self->accepts_go_away_) {
+        self->SendGoAway(wire::GoAway::DRAINING, "server is draining (shutting down)");
+      }
+      self->UpdateIdle();
+    });
   }
 
   ~Session() {
@@ -217,13 +298,16 @@ class Session : public std::enable_shared_from_this<Session> {
   uint32_t unanswered() const { return unanswered_.load(); }
 
   // A compute thread's reply to one of this session's requests: written on the strand.
-  void Deliver(OutgoingFrame frame, Clock::time_point receipt) {
+  void Deliver(uint64_t request_id, OutgoingFrame frame, Clock::time_point receipt) {
     asio::post(stream_.get_executor(),
-               [self = shared_from_this(), frame = std::move(frame), receipt]() mutable {
+               [self = shared_from_this(), request_id, frame = std::move(frame),
+                receipt]() mutable {
                  --self->in_flight_;
+                 self->in_flight_ids_.erase(request_id);
                  self->server_->metrics->total.ObserveMicros(MicrosSince(receipt));
                  self->QueueWrite(std::move(frame), true);
                  self->MaybeResumeRead();
+                 self->UpdateIdle();
                });
   }
 
@@ -265,10 +349,15 @@ class Session : public std::enable_shared_from_this<Session> {
     }
     read_paused_ = false;
     // Waiting for a frame to start may take idle_timeout; once its first byte is here, the
-    // rest of the frame must follow within io_timeout (a stalled peer is dropped).
+    // rest of the frame must follow within io_timeout (a stalled peer is dropped). Before the
+    // Hello every read ends at the one handshake deadline (ArmReadTimer).
     ArmReadTimer(handshake_done_ ? opts_.idle_timeout : opts_.handshake_timeout);
+    waiting_for_frame_ = true;
+    UpdateIdle();
     asio::async_read(stream_, asio::buffer(header_buf_), asio::transfer_at_least(1),
                      [self = shared_from_this()](const boost::system::error_code& ec, size_t n) {
+                       self->waiting_for_frame_ = false;
+                       self->UpdateIdle();
                        if (ec || n == self->header_buf_.size()) return self->OnHeader(ec);
                        self->ArmReadTimer(self->opts_.io_timeout);
                        asio::async_read(self->stream_, asio::buffer(self->header_buf_) + n,
@@ -330,8 +419,11 @@ class Session : public std::enable_shared_from_this<Session> {
     }
     for (auto& info : server_->models->List()) *reply.add_models() = info;  // versions come and go
     handshake_done_ = true;
+    admitted_ = true;
+    accepts_go_away_ = hello.accepts_go_away();
     log::Debug(peer_ + ": hello from '" + hello.client_name() + "'");
     QueueWrite(MakeFrame(MessageType::kHelloReply, reply));
+    if (server_->draining.load()) BeginDrain();  // accepted just before the drain began
     ReadHeader();
   }
 
@@ -399,6 +491,13 @@ class Session : public std::enable_shared_from_this<Session> {
                                  std::to_string(opts_.max_global_in_flight) +
                                  "); run it locally or retry later"));
     }
+    // Ids tell replies apart: a second request with the id of one still in flight would get a
+    // reply the device cannot match (and cost a computation), so it is refused unread.
+    if (in_flight_ids_.count(req.request_id()) != 0) {
+      return ReplyError(req.request_id(),
+                        InvalidArgumentError("request id " + std::to_string(req.request_id()) +
+                                             " is already in flight on this connection"));
+    }
     RequestReceived();
     auto model = server_->models->Find(req.model(), req.model_version());
     if (!model.ok()) return ReplyError(req.request_id(), model.status(), true);
@@ -422,6 +521,7 @@ class Session : public std::enable_shared_from_this<Session> {
     st = CheckExitRequest(req, m);
     if (!st.ok()) return ReplyError(req.request_id(), st, true);
     ++in_flight_;
+    in_flight_ids_.insert(req.request_id());
     Job job;
     job.session = shared_from_this();
     job.deadline_ms = req.deadline_ms() ? req.deadline_ms() : opts_.default_deadline_ms;
@@ -623,8 +723,9 @@ class Session : public std::enable_shared_from_this<Session> {
 
   // `answers`: the frame is the reply of a request counted by RequestReceived().
   void QueueWrite(OutgoingFrame frame, bool answers = false) {
-    if (closed_) {
+    if (closed_ || half_closed_) {  // half-closed: the drain ended this side; nothing more goes
       if (answers) RequestAnswered(false);
+      if (half_closed_) Close("a frame after the drain half-closed the connection");
       return;
     }
     write_queue_.push_back(QueuedFrame{std::move(frame), answers});
@@ -659,15 +760,61 @@ class Session : public std::enable_shared_from_this<Session> {
     if (!write_queue_.empty()) return DoWrite();
     if (close_after_write_ && in_flight_ == 0) return Close("closed after error reply");
     MaybeResumeRead();
+    UpdateIdle();
+  }
+
+  void SendGoAway(wire::GoAway::Reason reason, const std::string& message) {
+    wire::GoAway g;
+    g.set_reason(reason);
+    g.set_message(message);
+    server_->metrics->go_aways.Add();
+    QueueWrite(MakeFrame(MessageType::kGoAway, g));
+  }
+
+  // Keeps idle_since_ns_ current (the admission's view), and ends a drain on this connection
+  // once it has nothing left to write: half-close (FIN after the last reply), then wait up to
+  // drain_linger for the device to close its side. Closing outright instead could reset the
+  // connection while replies are still in flight (a device that sent a request after the drain
+  // began leaves unread bytes here, and close() then sends RST).
+  void UpdateIdle() {
+    const bool idle = !closed_ && waiting_for_frame_ && Outstanding() == 0 && !writing_ &&
+                      !close_after_write_;
+    if (!idle) {
+      idle_since_ns_ = -1;
+      return;
+    }
+    if (idle_since_ns_.load() < 0 && handshake_done_) {
+      idle_since_ns_ = Clock::now().time_since_epoch().count();
+    }
+    if (draining_ && !half_closed_ && handshake_done_) {
+      half_closed_ = true;
+      boost::system::error_code ignored;
+      stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);
+      read_timer_.expires_after(opts_.drain_linger);
+      read_timer_.async_wait([self = shared_from_this()](const boost::system::error_code& ec) {
+        if (!ec && self->read_timer_.expiry() <= Clock::now()) self->Close("drain linger passed");
+      });
+    }
   }
 
   // ---- timers and closing --------------------------------------------------------------------
 
+  // Until the Hello is accepted every read ends at the one handshake deadline (accept +
+  // handshake_timeout, TLS included), however the peer spreads its bytes. Once the drain has
+  // half-closed the connection its linger deadline stays.
   void ArmReadTimer(std::chrono::milliseconds timeout) {
-    read_timer_.expires_after(timeout);
+    if (half_closed_) return;
+    auto expiry = Clock::now() + timeout;
+    if (!handshake_done_) expiry = std::min(expiry, handshake_deadline_);
+    read_timer_.expires_at(expiry);
     read_timer_.async_wait([self = shared_from_this()](const boost::system::error_code& ec) {
       // A timer re-armed after it fired carries a later expiry: that wait does not count.
-      if (!ec && self->read_timer_.expiry() <= Clock::now()) self->Close("read timed out");
+      if (ec || self->read_timer_.expiry() > Clock::now() || self->closed_) return;
+      if (!self->handshake_done_) {
+        self->server_->metrics->handshake_timeouts.Add();
+        return self->Close("no Hello within the handshake deadline");
+      }
+      self->Close("read timed out");
     });
   }
 
@@ -676,6 +823,8 @@ class Session : public std::enable_shared_from_this<Session> {
   void Close(const std::string& reason) {
     if (closed_) return;
     closed_ = true;
+    released = true;
+    idle_since_ns_ = -1;
     if (log::Enabled(log::Level::kDebug)) log::Debug(peer_ + ": closed: " + reason);
     read_timer_.cancel();
     write_timer_.cancel();
@@ -701,19 +850,29 @@ class Session : public std::enable_shared_from_this<Session> {
   asio::steady_timer write_timer_;
   EdgeServer::Impl* const server_;
   const EdgeServerOptions& opts_;
+  const Clock::time_point accepted_at_;
+  const Clock::time_point handshake_deadline_;  // the whole handshake, TLS included
+  std::string address_;                         // the peer's IP address
   std::string peer_;
+  std::atomic<bool> admitted_{false};
+  std::atomic<int64_t> idle_since_ns_{-1};
 
   HeaderBytes header_buf_{};
   FrameHeader header_;
   std::string meta_buf_;
   std::deque<QueuedFrame> write_queue_;
   uint32_t in_flight_ = 0;
+  std::set<uint64_t> in_flight_ids_;  // ids of the inference requests in in_flight_
   std::optional<FetchRange> fetch_;  // the chunk stream being sent, if any
   bool handshake_done_ = false;
   bool writing_ = false;
   bool read_paused_ = false;
   bool close_after_write_ = false;
   bool closed_ = false;
+  bool waiting_for_frame_ = false;  // a header read is pending and no byte of it has come
+  bool accepts_go_away_ = false;    // the Hello said the client reads GoAway frames
+  bool draining_ = false;           // BeginDrain ran
+  bool half_closed_ = false;        // the drain sent FIN; waiting for the device to close
   bool counted_ = false;  // in EdgeServerMetrics::connected_devices
   std::atomic<uint32_t> unanswered_{0};
 };
@@ -872,7 +1031,7 @@ void RunBatch(std::vector<Job> jobs, EdgeServer::Impl* server) {
     }
   }
   for (size_t i = 0; i < jobs.size(); ++i)
-    jobs[i].session->Deliver(std::move(frames[i]), jobs[i].receipt);
+    jobs[i].session->Deliver(jobs[i].req.request_id(), std::move(frames[i]), jobs[i].receipt);
 }
 
 }  // namespace
@@ -967,18 +1126,148 @@ void EdgeServer::Impl::FlushAll() {
 
 // ---- EdgeServer::Impl ------------------------------------------------------------------------
 
-void EdgeServer::Impl::Register(const std::shared_ptr<Session>& s) {
-  std::lock_guard<std::mutex> lock(mu);
-  for (auto it = sessions.begin(); it != sessions.end();) {
-    it = it->second.expired() ? sessions.erase(it) : std::next(it);
+Status EdgeServer::Impl::Admit(const std::shared_ptr<Session>& newcomer) {
+  using Eviction = Session::Eviction;
+  std::vector<std::pair<std::shared_ptr<Session>, Eviction>> victims;
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    std::vector<std::shared_ptr<Session>> live;  // sessions that hold a slot
+    for (auto it = sessions.begin(); it != sessions.end();) {
+      auto sp = it->second.lock();
+      if (!sp) {
+        it = sessions.erase(it);
+        continue;
+      }
+      if (!sp->released.load()) live.push_back(std::move(sp));
+      ++it;
+    }
+    const std::string& address = newcomer->address();
+    size_t total = live.size();
+    size_t pending = 0;  // handshake not finished
+    size_t same = 0;     // from the newcomer's address
+    for (const auto& sp : live) {
+      pending += !sp->admitted();
+      same += sp->address() == address;
+    }
+    // The oldest handshake unfinished for kStaleHandshake (a device's takes milliseconds),
+    // else (unless handshakes_only) the connection idle longest; among one address's
+    // connections when `only_address`. Null when there is none.
+    const auto stale_before = Clock::now() - kStaleHandshake;
+    auto pick = [&](bool only_address, bool handshakes_only) -> std::shared_ptr<Session> {
+      std::shared_ptr<Session> best_pending, best_idle;
+      int64_t best_idle_since = 0;
+      for (const auto& sp : live) {
+        if (sp->released.load() || (only_address && sp->address() != address)) continue;
+        if (!sp->admitted()) {
+          if (sp->accepted_at() <= stale_before &&
+              (!best_pending || sp->accepted_at() < best_pending->accepted_at())) {
+            best_pending = sp;
+          }
+          continue;
+        }
+        const int64_t since = sp->idle_since_ns();
+        if (since >= 0 && (!best_idle || since < best_idle_since)) {
+          best_idle = sp;
+          best_idle_since = since;
+        }
+      }
+      if (best_pending || handshakes_only) return best_pending;
+      return best_idle;
+    };
+    auto take = [&](const std::shared_ptr<Session>& v, Eviction kind) {
+      v->released = true;
+      victims.emplace_back(v, kind);
+      --total;
+      pending -= !v->admitted();
+      same -= v->address() == address;
+    };
+    auto refuse = [&](Status st) {
+      for (auto& [v, kind] : victims) v->released = false;  // nobody is evicted for nothing
+      victims.clear();
+      return st;
+    };
+    const uint32_t per_address = options.max_connections_per_address;
+    if (per_address > 0 && same >= per_address) {
+      auto v = pick(/*only_address=*/true, /*handshakes_only=*/false);
+      if (!v) {
+        metrics->rejected_per_address.Add();
+        return refuse(ResourceExhaustedError(
+            "address " + address + " has its maximum of " + std::to_string(per_address) +
+            " connections, all busy (edge_server --max-connections-per-address)"));
+      }
+      take(v, Eviction::kPerAddress);
+    }
+    if (pending >= options.max_pending_handshakes) {
+      auto v = pick(false, /*handshakes_only=*/true);
+      if (!v) {
+        return refuse(ResourceExhaustedError(
+            std::to_string(pending) + " connections are in their handshake (limit " +
+            std::to_string(options.max_pending_handshakes) + "); retry in a moment"));
+      }
+      take(v, Eviction::kPendingHandshake);
+    }
+    if (total >= options.max_connections) {
+      auto v = pick(false, false);
+      if (!v) {
+        return refuse(ResourceExhaustedError("server has its maximum of " +
+                                             std::to_string(options.max_connections) +
+                                             " connections, all busy"));
+      }
+      take(v, v->admitted() ? Eviction::kIdle : Eviction::kPendingHandshake);
+    }
+    sessions[newcomer.get()] = newcomer;
   }
-  sessions[s.get()] = s;
+  for (auto& [v, kind] : victims) v->Evict(kind);
+  return Status::Ok();
+}
+
+void EdgeServer::Impl::SweepCrowdedIdle() {
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    if (stopping) return;
+    std::vector<std::shared_ptr<Session>> live;
+    for (auto& [p, w] : sessions) {
+      auto sp = w.lock();
+      if (sp && !sp->released.load()) live.push_back(std::move(sp));
+    }
+    if (4 * live.size() >= 3 * static_cast<size_t>(options.max_connections)) {
+      const int64_t cutoff =
+          (Clock::now() - options.crowded_idle_timeout).time_since_epoch().count();
+      for (auto& sp : live) {
+        const int64_t since = sp->idle_since_ns();
+        if (sp->admitted() && since >= 0 && since <= cutoff) {
+          sp->released = true;
+          sp->Evict(Session::Eviction::kCrowdedIdle);
+        }
+      }
+    }
+  }
+  sweep_timer->expires_after(std::chrono::seconds(1));
+  sweep_timer->async_wait([this](const boost::system::error_code& ec) {
+    if (!ec) SweepCrowdedIdle();
+  });
+}
+
+std::vector<std::shared_ptr<Session>> EdgeServer::Impl::AllSessions() {
+  std::lock_guard<std::mutex> lock(mu);
+  std::vector<std::shared_ptr<Session>> all;
+  for (auto& [p, w] : sessions) {
+    if (auto sp = w.lock()) all.push_back(std::move(sp));
+  }
+  return all;
 }
 
 size_t EdgeServer::Impl::LiveSessions() {
   std::lock_guard<std::mutex> lock(mu);
   size_t n = 0;
   for (auto& [p, w] : sessions) n += !w.expired();
+  return n;
+}
+
+// Sessions not yet closed (nor picked for eviction).
+static size_t OpenSessions(EdgeServer::Impl& s) {
+  size_t n = 0;
+  for (auto& sp : s.AllSessions()) n += !sp->released.load();
   return n;
 }
 
@@ -990,14 +1279,12 @@ void EdgeServer::Impl::DoAccept() {
           log::Warn("accept failed: " + ec.message());
         } else {
           auto session = std::make_shared<Session>(std::move(socket), this);
-          if (LiveSessions() >= options.max_connections) {
+          Status admitted = Admit(session);
+          if (!admitted.ok()) {
             stats->connections_rejected++;
-            session->Reject(ResourceExhaustedError("server has its maximum of " +
-                                                   std::to_string(options.max_connections) +
-                                                   " connections"));
+            session->Reject(admitted);
           } else {
             stats->connections_accepted++;
-            Register(session);
             session->Start();
           }
         }
@@ -1034,6 +1321,14 @@ bool EdgeServerOptions::IsValid(std::string* error) const {
   }
   if (max_connections < 1) {
     *error = "max_connections must be >= 1";
+    return false;
+  }
+  if (max_pending_handshakes < 1) {
+    *error = "max_pending_handshakes must be >= 1";
+    return false;
+  }
+  if (crowded_idle_timeout.count() <= 0 || drain_linger.count() < 0) {
+    *error = "crowded_idle_timeout must be positive and drain_linger not negative";
     return false;
   }
   if (handshake_timeout.count() <= 0 || idle_timeout.count() <= 0 || io_timeout.count() <= 0) {
@@ -1089,6 +1384,8 @@ Status EdgeServer::Start() {
 
   s.work.emplace(asio::make_work_guard(s.io));
   s.DoAccept();
+  s.sweep_timer = std::make_unique<asio::steady_timer>(s.io);
+  asio::post(s.io, [&s] { s.SweepCrowdedIdle(); });
   for (int i = 0; i < s.options.io_threads; ++i) {
     s.io_threads.emplace_back([&s] { s.io.run(); });
   }
@@ -1108,6 +1405,7 @@ void EdgeServer::Stop() {
   asio::post(s.io, [&s] {
     boost::system::error_code ignored;
     s.acceptor.close(ignored);
+    if (s.sweep_timer) s.sweep_timer->cancel();
   });
   std::vector<std::shared_ptr<Session>> live;
   {
@@ -1148,13 +1446,18 @@ DrainResult EdgeServer::Drain(std::chrono::milliseconds deadline) {
     boost::system::error_code ignored;
     s.acceptor.close(ignored);
   });
-  while (s.pending.load() > 0) {
+  // Every connection is told (GoAway) and half-closes once its last reply is written
+  // (Session::BeginDrain, UpdateIdle). The drain ends when every received request is answered
+  // and every connection has closed (the device closes its side after reading its replies; a
+  // device that does not is closed after drain_linger), so that Stop() cuts off nothing.
+  for (auto& sp : s.AllSessions()) sp->BeginDrain();
+  while (s.pending.load() > 0 || OpenSessions(s) > 0) {
     if (s.drain_abort.load()) {
       result.aborted = true;
       break;
     }
     if (Clock::now() - t0 >= deadline) {
-      result.deadline_passed = true;
+      result.deadline_passed = s.pending.load() > 0;
       break;
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
@@ -1214,8 +1517,23 @@ std::string EdgeServer::MetricsText() const {
               stats_.auth_failures.load());
   out.Counter(p + "connections_accepted_total", "Device connections accepted",
               stats_.connections_accepted.load());
-  out.Counter(p + "connections_rejected_total", "Device connections refused (max connections)",
+  out.Counter(p + "connections_rejected_total",
+              "Device connections refused (every slot busy, or their address at its cap)",
               stats_.connections_rejected.load());
+  out.LabeledCounter(p + "connections_evicted_total",
+                     "Connections closed to make room (docs/security.md, Admission), by reason",
+                     {{{{"reason", "idle_at_limit"}}, m.evicted_idle.value()},
+                      {{{"reason", "pending_handshake"}}, m.evicted_pending_handshake.value()},
+                      {{{"reason", "per_address"}}, m.evicted_per_address.value()},
+                      {{{"reason", "crowded_idle"}}, m.evicted_crowded_idle.value()}});
+  out.Counter(p + "connections_rejected_per_address_total",
+              "Newcomers refused because their address held its cap of busy connections (also in "
+              "connections_rejected_total)",
+              m.rejected_per_address.value());
+  out.Counter(p + "handshake_timeouts_total",
+              "Connections closed without an accepted Hello within the handshake deadline",
+              m.handshake_timeouts.value());
+  out.Counter(p + "go_aways_total", "GoAway frames sent (drain or eviction)", m.go_aways.value());
   out.Gauge(p + "connected_devices", "Device connections open now",
             static_cast<double>(m.connected_devices.value()));
   out.Gauge(p + "in_flight_requests", "Inference requests received whose reply is not yet written",

@@ -46,6 +46,20 @@ struct EdgeServerOptions {
   uint32_t max_in_flight = 16;                        // per connection
   uint32_t default_deadline_ms = 30000;               // when a request gives none
   uint32_t max_connections = 256;
+  // Admission (docs/security.md, "Admission"). A newcomer at a full server evicts, rather than
+  // is refused by, a connection that holds a slot without using it: first the oldest connection
+  // still in its handshake after a second, then the connection idle longest (nothing in
+  // flight); it is refused only when every slot is busy. Connections that have not completed
+  // the Hello (with a token: not authenticated) hold at most max_pending_handshakes slots, and
+  // one address at most max_connections_per_address (0: no cap; a newcomer past it evicts that
+  // address's own idle connection). While the server is at least 3/4 full, a connection idle
+  // for crowded_idle_timeout is closed.
+  uint32_t max_connections_per_address = 64;
+  uint32_t max_pending_handshakes = 64;
+  std::chrono::milliseconds crowded_idle_timeout{10000};
+  // Drain: once a connection's last reply is written the server half-closes it and waits this
+  // long for the device to close its side (so that nothing it sent late resets the replies).
+  std::chrono::milliseconds drain_linger{2000};
   // Requests received and not yet answered, over all connections; past it a request gets
   // RESOURCE_EXHAUSTED ("server overloaded") at once. 0 = unlimited.
   uint32_t max_global_in_flight = 4096;
@@ -95,6 +109,14 @@ struct EdgeServerMetrics {
   Counter bytes_out;                             // frame bytes written
   Counter refused_draining;                      // requests refused because a drain had begun
   Counter refused_overloaded;                    // requests refused at max_global_in_flight
+  // Admission (EdgeServerOptions): connections closed to make room, by why.
+  Counter evicted_idle;               // idle longest when a newcomer found the server full
+  Counter evicted_pending_handshake;  // oldest unfinished handshake (full, or too many of them)
+  Counter evicted_per_address;        // idle connection of an address at its cap
+  Counter evicted_crowded_idle;       // idle past crowded_idle_timeout while 3/4 full
+  Counter rejected_per_address;       // newcomers refused: their address at its cap, all busy
+  Counter handshake_timeouts;         // no accepted Hello within handshake_timeout of accept
+  Counter go_aways;                   // GoAway frames sent (drain or eviction)
   Gauge connected_devices;
   Gauge in_flight;
   Histogram queue_wait = MakeLatencyHistogram();  // receipt to compute start

@@ -19,6 +19,7 @@
 #include <torch/torch.h>
 #include <CLI/CLI.hpp>
 
+#include "common/config_file.h"
 #include "common/frame_io.h"
 #include "common/handshake.h"
 #include "common/log.h"
@@ -44,6 +45,9 @@ int main(int argc, char** argv) {
                  "without --; see edge_server/edge_server.example.toml); the command line "
                  "overrides it");
   app.allow_config_extras(CLI::config_extras_mode::error);  // an unknown key is an error
+  // Strict TOML (common/config_file.h): syntax errors, unknown keys and wrong types name the
+  // file and line.
+  const std::shared_ptr<StrictTomlConfig> config_reader = UseStrictTomlConfig(&app);
   std::string listen = "127.0.0.1:0";
   std::string models = "resnet18";
   RepoWatcherOptions repo;
@@ -108,7 +112,27 @@ int main(int argc, char** argv) {
                  "requests in flight over all connections before new ones get RESOURCE_EXHAUSTED "
                  "(0: unlimited)")
       ->check(CLI::Range(0u, 1u << 24));
-  app.add_option("--max-connections", opts.max_connections)->check(CLI::Range(1, 100000));
+  app.add_option("--max-connections", opts.max_connections,
+                 "device connections at once; a newcomer past it evicts the oldest unfinished "
+                 "handshake or the connection idle longest, and is refused only when all are busy")
+      ->check(CLI::Range(1, 100000));
+  app.add_option("--max-connections-per-address", opts.max_connections_per_address,
+                 "connections one client address may hold (0: no cap); past it a newcomer evicts "
+                 "that address's idle connection, or is refused")
+      ->check(CLI::Range(0, 100000));
+  app.add_option("--max-pending-handshakes", opts.max_pending_handshakes,
+                 "connections that have not completed the Hello (with a token: not "
+                 "authenticated) at once; past it the oldest is evicted")
+      ->check(CLI::Range(1, 100000));
+  int handshake_timeout_ms = static_cast<int>(opts.handshake_timeout.count());
+  app.add_option("--handshake-timeout-ms", handshake_timeout_ms,
+                 "from accept to an accepted Hello, TLS included (one deadline)")
+      ->check(CLI::Range(1, 600000));
+  int crowded_idle_timeout_s = static_cast<int>(opts.crowded_idle_timeout.count() / 1000);
+  app.add_option("--crowded-idle-timeout-s", crowded_idle_timeout_s,
+                 "while at least 3/4 of --max-connections are open, close a connection idle "
+                 "this long")
+      ->check(CLI::Range(1, 86400));
   app.add_option("--max-body-mb", max_body_mb, "largest request tensor accepted (MiB)")
       ->check(CLI::Range(0.001, 65536.0));
   app.add_option("--idle-timeout-s", idle_timeout_s, "close a connection idle this long")
@@ -139,13 +163,23 @@ int main(int argc, char** argv) {
                "print the effective options (command line over --config file over defaults) in "
                "--config format, and exit")
       ->configurable(false);
+  if (Status file = CheckConfigFileArg(argc, argv, config_reader.get()); !file.ok()) {
+    std::cerr << "edge_server: " << file.message() << "\n";
+    return 2;
+  }
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     const bool config_error = dynamic_cast<const CLI::ConfigError*>(&e) != nullptr ||
                               dynamic_cast<const CLI::FileError*>(&e) != nullptr;
     if (!config_error) {
-      const int rc = app.exit(e);  // --help (0) or a bad option: CLI11's message
+      if (e.get_exit_code() == 0) return app.exit(e);  // --help
+      const std::string where = ConfigErrorSuffix(*config_reader, e.what(), argc, argv);
+      if (!where.empty()) {
+        std::cerr << "edge_server: " << e.what() << where << "\n";
+        return 2;
+      }
+      const int rc = app.exit(e);  // a bad option: CLI11's message
       if (rc != 0 && app.get_config_ptr()->count() > 0) {
         std::cerr << "(options come from the command line and from --config "
                   << app.get_config_ptr()->as<std::string>() << ")\n";
@@ -187,6 +221,8 @@ int main(int argc, char** argv) {
   }
   opts.limits.max_body_bytes = static_cast<uint64_t>(max_body_mb * (1 << 20));
   opts.idle_timeout = std::chrono::seconds(idle_timeout_s);
+  opts.handshake_timeout = std::chrono::milliseconds(handshake_timeout_ms);
+  opts.crowded_idle_timeout = std::chrono::seconds(crowded_idle_timeout_s);
   opts.io_timeout = std::chrono::milliseconds(io_timeout_ms);
   opts.max_batch_delay = std::chrono::microseconds(batch_delay_us);
   if (opts.tls_cert_file.empty() != opts.tls_key_file.empty()) {

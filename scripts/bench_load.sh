@@ -27,7 +27,7 @@ batch_flags=(${BATCH_FLAGS:---max-batch-size 32 --max-batch-delay-us 2000})
 batch_label="max ${batch_flags[1]}, ${batch_flags[3]} us"
 zoo=(--mlp-width 256 --mlp-layers 8)
 server_flags=(--models mlp "${zoo[@]}" --cpu --io-threads 1 --compute-threads 1
-  --intra-op-threads 1 --max-connections 4096 ${SERVER_FLAGS:-})
+  --intra-op-threads 1 --max-connections 4096 --max-connections-per-address 0 --max-pending-handshakes 4096 ${SERVER_FLAGS:-})
 
 tmp=$(mktemp -d)
 trap 'stop_edge_server; rm -rf "$tmp"' EXIT

@@ -26,7 +26,7 @@ modes=(${MODES:-cuda cpu})
 lg_threads=${LOADGEN_THREADS:-4}
 batch_flags=(${BATCH_FLAGS:---max-batch-size 32 --max-batch-delay-us 2000})
 server_flags=(--models "$model" "${zoo[@]}" --io-threads 2 --compute-threads 1
-  --max-connections 4096 ${SERVER_FLAGS:-})
+  --max-connections 4096 --max-connections-per-address 0 --max-pending-handshakes 4096 ${SERVER_FLAGS:-})
 
 tmp=$(mktemp -d)
 out_dir=${OUT_DIR:-$tmp}

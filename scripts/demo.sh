@@ -48,15 +48,46 @@ echo "== 2. online splitting over a replayed real uplink: $(basename "$trace")"
 echo "      (UCC 5G driving, SNR through Shannon at 10 MHz; Markov law fitted on the first half,"
 echo "      $segments segments of the second half per policy; device ${slowdown}x slower than"
 echo "      one core here, about a Raspberry Pi 4; cost = seconds per inference)"
+# Each model's table (from its "policy  ..." header on) is kept in $log/table-<model>.txt for the
+# live/sim summary below; pipefail carries device_client's status through sed and tee (a failed
+# run sets status=1, and the script exits with it at the end).
 for m in "${models[@]}"; do
   echo
   echo "-- $m"
   "$bin/device_client" --server "$EDGE_ADDR" --model "$m" --input-size "$input_size" \
     --threads 1 --profile local --device-slowdown "$slowdown" --channel "markov-fit:$trace" \
-    --policy all --segments "$segments" | sed -n '/^policy  /,$p' ||
+    --policy all --segments "$segments" | sed -n '/^policy  /,$p' | tee "$log/table-$m.txt" ||
     status=1
 done
 echo
-echo "realized/simulated near 1: the simulator predicts the live system; full replays with plots:"
+# What was measured: live/sim (realized cost / the simulator's cost of the same decisions on the
+# same channel paths) over every row of every model's table, found by its header name.
+for m in "${models[@]}"; do
+  if [[ -f "$log/table-$m.txt" ]]; then
+    printf '#model %s\n' "$m"
+    cat "$log/table-$m.txt"
+  fi
+done | awk -v tol=0.10 '
+  /^#model / { model = $2; col = 0; next }
+  /^policy  / { col = 0; for (i = 1; i <= NF; i++) if ($i == "live/sim") col = i; next }
+  col && (NF == 0 || /^realized:/) { col = 0; next }
+  col {
+    if ($col !~ /^[0-9]+(\.[0-9]*)?([eE][-+]?[0-9]+)?$/) { missing++; next }
+    r = $col + 0; d = r > 1 ? r - 1 : 1 - r; rows++
+    if (d <= tol + 1e-9) within++
+    if (rows == 1 || d > worst) { worst = d; where = model " " $1; worst_r = $col }
+  }
+  END {
+    if (rows == 0) {
+      print "live/sim: no row with a simulator figure in the tables above"
+      exit
+    }
+    printf "live/sim: largest deviation %.1f%% (%s %s); within %g%% on %d of %d rows", \
+      100 * worst, where, worst_r, 100 * tol, within + 0, rows
+    if (missing) printf "; %d %s without a simulator figure", missing, missing == 1 ? "row" : "rows"
+    printf "\n"
+  }'
+echo "(live/sim: realized / simulated cost of the same decisions on the same channel paths)"
+echo "Full replays with plots:"
 echo "scripts/replay.sh TRACE [MODEL] (docs/live.md, docs/results.md)"
 exit $status

@@ -2,17 +2,24 @@
 # Early exits with a split point (issue 9): scores the controllers over (exit thresholds, split)
 # on three real traces with build/bin/exits_sim and prints a table per trace, then sweeps the
 # accuracy weight (os, bi) and the common fixed threshold (fixed) for the accuracy-latency
-# trade-off curves and draws them (scripts/plot_exits.py -> docs/figures/exits_*.png); then runs
+# trade-off curves and draws them (scripts/plot_exits.py -> FIG_DIR/exits_*.png); then runs
 # the same controllers live against a real edge_server (scripts/exits_live.sh; NO_LIVE=1 skips).
 #   scripts/exits.sh                      full run (RL trained 20000 inferences per trace)
 #   TRAIN=3000 EPISODES=5000 scripts/exits.sh   a quick run
-#   BUILD_DIR=build-b SLOWDOWN=100 AW=0.1 SEED=1 OUT=docs/figures/exits_data FIG_DIR=docs/figures
-#   (a quick run should set OUT and FIG_DIR elsewhere, or it overwrites the committed figures)
+#   BUILD_DIR=build-b SLOWDOWN=100 AW=0.1 SEED=1 OUT=/tmp/exits FIG_DIR=/tmp/exits scripts/exits.sh
+# Writes the JSON of every run into OUT (default BUILD_DIR/reports/exits, i.e. build/reports/exits)
+# and the figures into FIG_DIR (default OUT); it writes into docs/ only when told to. The
+# committed figures and data are regenerated with
+#   OUT=docs/figures/exits_data FIG_DIR=docs/figures scripts/exits.sh
+# Without python3-matplotlib the tables and JSON are written and the figures skipped, with a
+# message (scripts/install_deps.sh --plots installs it).
 # Every run is two-fold cross-fitted over the held-out samples (exits_sim --cross-fit): each half
 # calibrates the controllers (and trains rl) once and is scored once.
 # Inputs: data/exits/digits_branchy_stats.json and data/profiles/digits_branchy.json (part A).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source scripts/lib/plots.sh
+plots_check exits.sh
 bin=${BUILD_DIR:-build}/bin/exits_sim
 if [[ ! -x "$bin" ]]; then
   ninja -C "${BUILD_DIR:-build}" exits_sim >/dev/null
@@ -24,8 +31,9 @@ aw=${AW:-0.1}
 episodes=${EPISODES:-20000}
 train=${TRAIN:-20000}
 seed=${SEED:-1}
-out=${OUT:-docs/figures/exits_data}
-mkdir -p "$out"
+out=${OUT:-${BUILD_DIR:-build}/reports/exits}
+fig_dir=${FIG_DIR:-$out}
+mkdir -p "$out" "$fig_dir"
 traces=(norway_car_7 norway_tram_1 B_2020.02.14_09.38.22.csv)
 common=(--stats "$stats" --profile "$profile" --slowdown "$slowdown" --episodes "$episodes"
         --seed "$seed" --cross-fit)
@@ -61,9 +69,18 @@ PY
       --accuracy-weight "$aw" --fixed-threshold "$th" --json >"$out/sweep_th_${name}_$th.json"
   done
 done
-/usr/bin/python3 scripts/plot_exits.py "$out" "${FIG_DIR:-docs/figures}"
+if [[ $PLOTS == 1 ]]; then
+  /usr/bin/python3 scripts/plot_exits.py "$out" "$fig_dir"
+else
+  plots_skipped exits.sh
+fi
 # The same controllers live against a real edge_server on the same traces (scripts/exits_live.sh;
 # NO_LIVE=1 skips it).
 if [[ -z "${NO_LIVE:-}" ]]; then
   SLOWDOWN="$slowdown" AW="$aw" SEED="$seed" TRAIN="$train" OUT="$out" scripts/exits_live.sh
+fi
+if [[ $PLOTS == 1 ]]; then
+  echo "exits.sh: wrote the JSON into $out/ and the figures into $fig_dir/"
+else
+  echo "exits.sh: wrote the JSON into $out/ (figures skipped: python3-matplotlib missing)"
 fi

@@ -5,8 +5,11 @@
 #   scripts/exits_live.sh                      300 inferences per controller and trace
 #   EPISODES=100 TRAIN=3000 scripts/exits_live.sh
 # Knobs: BUILD_DIR (build), SLOWDOWN (100), AW (accuracy weight, 0.1), EPISODES (300),
-# TRAIN (RL training inferences, 20000), SEED (1), OUT (docs/figures/exits_data: the summaries),
-# LEDGER_DIR (a temporary folder: one JSON line per inference, exits_client --json-out).
+# TRAIN (RL training inferences, 20000), SEED (1), OUT (the summaries live_<trace>.json; default
+# BUILD_DIR/reports/exits, i.e. build/reports/exits; scripts/exits.sh passes its OUT), LEDGER_DIR (a
+# temporary folder: one JSON line per inference, exits_client --json-out). It writes into docs/
+# only when told to; the committed summaries are regenerated with
+#   OUT=docs/figures/exits_data scripts/exits_live.sh
 # Trains the model with build/bin/train_exits defaults into models/digits_branchy.pt when missing
 # (about 10 s): the weights data/exits/digits_branchy_stats.json was made from.
 set -euo pipefail
@@ -27,7 +30,7 @@ aw=${AW:-0.1}
 episodes=${EPISODES:-300}
 train=${TRAIN:-20000}
 seed=${SEED:-1}
-out=${OUT:-docs/figures/exits_data}
+out=${OUT:-$BUILD_DIR/reports/exits}
 mkdir -p "$out"
 tmp=$(mktemp -d)
 trap 'stop_edge_server; rm -rf "$tmp"' EXIT
@@ -54,3 +57,5 @@ for c in r["controllers"]:
           f"{ratio:.3f} | {c['on_device']} | {c['on_edge']} | {c['fallback_local']} |")
 PY
 done
+echo
+echo "exits_live.sh: wrote $out/live_*.json${LEDGER_DIR:+ and the ledgers into $LEDGER_DIR/}"

@@ -19,6 +19,7 @@ packages=(
   libgrpc++-dev protobuf-compiler-grpc  # optional gRPC comparison benchmark (bench/grpc_bench.cc)
   clang libclang-rt-14-dev           # libFuzzer targets (tests/fuzz, scripts/fuzz.sh)
   libcli11-dev libspdlog-dev nlohmann-json3-dev
+  libtomlplusplus-dev                # strict TOML --config files (common/config_file.h)
   python3-torch python3-torchvision  # scripts/export_torchscript.py (model export only)
 )
 if [[ "${1:-}" == "--plots" ]]; then packages+=(python3-matplotlib); fi

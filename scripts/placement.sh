@@ -12,15 +12,21 @@
 # placement over the emulated uplink. Printed per round: version, M chosen, bytes downloaded,
 # download time (and the planner's prediction), download energy and cost D(M) (and predicted),
 # the mean inference cost after the swap (and the planner's E[V_0^(M)]), and planner time.
-# Writes OUT/rounds.jsonl and OUT/table.txt; with PLOT=1 also OUT/placement_m_star.png, M*
-# against R and against the mean uplink rate from split_sim's planner (scripts/placement_sweep.sh;
-# docs/figures/placement_m_star.png is that figure).
+# Writes OUT/rounds.jsonl and OUT/table.txt; with PLOT=1 also OUT/placement_sweep.json and
+# OUT/placement_m_star.png, M* against R and against the mean uplink rate from split_sim's planner
+# (scripts/placement_sweep.sh; docs/figures/placement_m_star.png is that figure). Without
+# python3-matplotlib, PLOT=1 says so at the start and writes the JSON, not the figure
+# (scripts/install_deps.sh --plots installs it).
 #
 # Environment: UPDATES (3), INFERENCES (10), SLOWDOWN (5), DOWNLINK_MBPS (50), INPUT_SIZE (224),
 # SCENARIOS ("R:CHANNEL ..."), OUT (build/placement/<model>), BUILD (1: build first).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 model=${1:-resnet18}
+if [[ -n "${PLOT:-}" ]]; then
+  source scripts/lib/plots.sh
+  plots_check placement
+fi
 if [[ "${BUILD:-1}" == 1 ]]; then
   scripts/install_deps.sh
   scripts/build.sh >/dev/null
@@ -87,5 +93,10 @@ PY
 echo "placement: wrote $out/rounds.jsonl and $out/table.txt"
 if [[ -n "${PLOT:-}" ]]; then
   # M* against R and against the mean uplink, from split_sim's planner (the planner the edge runs).
-  SPLIT_SIM="$bin/split_sim" OUT="$out" scripts/placement_sweep.sh --plot
+  if [[ $PLOTS == 1 ]]; then
+    SPLIT_SIM="$bin/split_sim" OUT="$out" scripts/placement_sweep.sh --plot
+  else
+    SPLIT_SIM="$bin/split_sim" OUT="$out" scripts/placement_sweep.sh
+    plots_skipped placement
+  fi
 fi

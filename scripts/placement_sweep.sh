@@ -1,19 +1,29 @@
 #!/usr/bin/env bash
 # Sweeps the placement planner of split_sim (SPEC section 4) over R (inferences per version) and
 # over the mean uplink rate, for resnet18, mobilenetv2 and the equal-width MLP, and writes one
-# JSON per sweep into docs/figures/; scripts/plot_placement.py then draws
-# docs/figures/placement_m_star.png.
+# JSON per sweep into OUT/placement_sweep.json; with --plot, scripts/plot_placement.py then draws
+# OUT/placement_m_star.png.
 #   scripts/placement_sweep.sh [--plot]
-# Environment: SPLIT_SIM (default build/bin/split_sim), OUT (default docs/figures),
-# SLOWDOWN (device time / profile time, default 10: a board), SNR_DB (R sweep, default 10),
-# R_UPLINK (R of the uplink sweep, default 1000).
+# Environment: SPLIT_SIM (default build/bin/split_sim), OUT (default build/reports/placement_sweep;
+# it writes into docs/ only when told to), SLOWDOWN (device time / profile time, default 10: a
+# board), SNR_DB (R sweep, default 10), R_UPLINK (R of the uplink sweep, default 1000).
+# The committed docs/figures/placement_sweep.json and placement_m_star.png are regenerated with
+#   OUT=docs/figures scripts/placement_sweep.sh --plot
+# With --plot and without python3-matplotlib the JSON is written and the figure skipped, with a
+# message (scripts/install_deps.sh --plots installs it).
 # Every point is one split_sim run with --episodes 1: only its BI placement is used (the
 # placement does not depend on the episodes). The MLP runs on an equal-unit copy of
 # data/profiles/mlp.json (every unit the median unit time), so the closed form applies to it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+plot=0
+if [[ ${1:-} == --plot ]]; then
+  source scripts/lib/plots.sh
+  plots_check placement_sweep
+  plot=$PLOTS
+fi
 sim=${SPLIT_SIM:-build/bin/split_sim}
-out=${OUT:-docs/figures}
+out=${OUT:-build/reports/placement_sweep}
 slowdown=${SLOWDOWN:-10}
 snr=${SNR_DB:-10}
 r_uplink=${R_UPLINK:-1000}
@@ -76,4 +86,8 @@ json.dump({"meta": json.loads(sys.argv[4]), "r_sweep": load(sys.argv[1]),
            "uplink_sweep": load(sys.argv[2])}, open(sys.argv[3], "w"))
 PY
 echo "placement_sweep: wrote $out/placement_sweep.json" >&2
-if [[ ${1:-} == --plot ]]; then "$py" scripts/plot_placement.py "$out/placement_sweep.json"; fi
+if [[ $plot == 1 ]]; then
+  "$py" scripts/plot_placement.py "$out/placement_sweep.json"
+elif [[ ${1:-} == --plot ]]; then
+  plots_skipped placement_sweep
+fi

@@ -4,23 +4,37 @@ each model with float32 only and with its measured codec profile (data/codecs/<m
 --min-agreement 0.99), every policy; a markdown table and a bar plot.
 
     /usr/bin/python3 scripts/plot_codecs.py [--sim build/bin/split_sim] [--episodes 10000]
-        [--slowdown 5] [--traces ../shared/traces]
+        [--slowdown 5] [--traces ../shared/traces] [--out DIR]
 
-Writes docs/figures/codec_sim_results.md and docs/figures/codec_sim_cost.png. Ratios are to the
-float32 oracle (what the best split could do without compression) and, for the runs with codecs,
-to their own oracle. The numbers come from split_sim; this script only tabulates and plots.
+Writes OUT/codec_sim_results.md and OUT/codec_sim_cost.png; --out defaults to
+build/reports/codecs, and it writes into docs/ only when told to. The committed table and figure
+are regenerated with
+
+    /usr/bin/python3 scripts/plot_codecs.py --episodes 10000 --slowdown 5 --out docs/figures
+
+Without python3-matplotlib it says so at the start, writes the table and skips the figure
+(scripts/install_deps.sh --plots installs it). Ratios are to the float32 oracle (what the best
+split could do without compression) and, for the runs with codecs, to their own oracle. The
+numbers come from split_sim; this script only tabulates and plots.
 """
 import argparse
 import json
 import os
 import platform
 import subprocess
+import sys
 import time
 
-import matplotlib
+try:
+    import matplotlib
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+except ImportError:  # the table is still written; main() says the figure is skipped
+    plt = None
+
+NO_MPL = ("plot_codecs: python3-matplotlib is missing: the tables are written, the plots "
+          "skipped (scripts/install_deps.sh --plots installs it)")
 
 MODELS = ["resnet18", "mobilenetv2"]
 POLICIES = ["bi", "ola", "greedy", "neurosurgeon", "best-fixed", "all-edge", "all-local"]
@@ -41,7 +55,10 @@ def main():
     ap.add_argument("--episodes", type=int, default=10000)
     ap.add_argument("--slowdown", type=float, default=5.0)
     ap.add_argument("--traces", default="../shared/traces")
+    ap.add_argument("--out", default="build/reports/codecs")
     args = ap.parse_args()
+    if plt is None:
+        print(NO_MPL, file=sys.stderr)
     rows = []
     for model in MODELS:
         codecs = f"data/codecs/{model}.json"
@@ -72,9 +89,16 @@ def main():
                     if counts and max(counts) > 0 else "-")
         md.append(f"| {model} | {up} | " + " | ".join(cells) +
                   f" | {o32:.4f} | {coded['policies'][0]['mean_cost']:.4f} | {bi_codec} |")
-    os.makedirs("docs/figures", exist_ok=True)
-    with open("docs/figures/codec_sim_results.md", "w") as f:
+    os.makedirs(args.out, exist_ok=True)
+    table = os.path.join(args.out, "codec_sim_results.md")
+    with open(table, "w") as f:
         f.write("\n".join(md) + "\n")
+    if plt is None or not rows:
+        print("\n".join(md))
+        if plt is None:
+            print(NO_MPL, file=sys.stderr)
+        print(f"plot_codecs: wrote {table}", file=sys.stderr)
+        return
     fig, axes = plt.subplots(1, len(rows), figsize=(3.2 * len(rows), 4), sharey=False)
     if len(rows) == 1:
         axes = [axes]
@@ -92,8 +116,10 @@ def main():
     axes[0].set_ylabel("mean cost per inference (s)")
     axes[0].legend(fontsize=7)
     fig.tight_layout()
-    fig.savefig("docs/figures/codec_sim_cost.png", dpi=100)
+    figure = os.path.join(args.out, "codec_sim_cost.png")
+    fig.savefig(figure, dpi=100)
     print("\n".join(md))
+    print(f"plot_codecs: wrote {table}, {figure}", file=sys.stderr)
 
 
 if __name__ == "__main__":

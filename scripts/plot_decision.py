@@ -4,9 +4,16 @@
 Run from the repository root after building split_sim:
 
     /usr/bin/python3 scripts/plot_decision.py [--sim build/bin/split_sim] [--episodes 10000]
+        [--out DIR] [--no-plots]
 
-Writes docs/figures/decision_cost_vs_snr.png, docs/figures/decision_boundaries.png and
-docs/figures/decision_results.md (the policy/oracle ratio tables pasted into docs/decision.md).
+Writes OUT/decision_cost_vs_snr.png, OUT/decision_boundaries.png and OUT/decision_results.md (the
+policy/oracle ratio tables pasted into docs/decision.md); --out defaults to build/reports/decision,
+and it writes into docs/ only when told to. The committed figures and tables are regenerated with
+
+    /usr/bin/python3 scripts/plot_decision.py --episodes 10000 --out docs/figures
+
+Without python3-matplotlib it says so at the start, writes the tables and skips the figures
+(scripts/install_deps.sh --plots installs it).
 Uses data/profiles/<model>.json when present (split_sim's --model rule), else analytic profiles.
 """
 import argparse
@@ -17,10 +24,16 @@ import subprocess
 import sys
 import time
 
-import matplotlib
+try:
+    import matplotlib
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+except ImportError:  # the tables are still written; main() says the figures are skipped
+    plt = None
+
+NO_MPL = ("plot_decision: python3-matplotlib is missing: the tables are written, the plots "
+          "skipped (scripts/install_deps.sh --plots installs it)")
 
 MODELS = ["alexnet", "vgg16", "resnet18", "mobilenetv2"]
 POLICIES = ["oracle", "bi", "ola", "greedy", "neurosurgeon", "best-fixed", "all-edge", "all-local"]
@@ -117,11 +130,15 @@ def main():
     ap.add_argument("--sim", default="build/bin/split_sim")
     ap.add_argument("--traces", default="../shared/traces")
     ap.add_argument("--episodes", type=int, default=10000)
-    ap.add_argument("--out", default="docs/figures")
+    ap.add_argument("--out", default="build/reports/decision")
     ap.add_argument("--no-plots", action="store_true")
     args = ap.parse_args()
     if not os.path.exists(args.sim):
         sys.exit(f"{args.sim} not found: build split_sim first")
+    plots = not args.no_plots
+    if plots and plt is None:
+        print(NO_MPL, file=sys.stderr)
+        plots = False
     os.makedirs(args.out, exist_ok=True)
     cpu = "unknown CPU"
     try:
@@ -140,10 +157,15 @@ def main():
     with open(os.path.join(args.out, "decision_results.md"), "w") as f:
         f.write("\n".join(tables) + "\n")
     print("\n".join(tables))
-    if not args.no_plots:
-        plot_cost_vs_snr(args.sim, args.episodes, os.path.join(args.out, "decision_cost_vs_snr.png"))
-        plot_boundaries(args.sim, args.traces, args.episodes,
-                        os.path.join(args.out, "decision_boundaries.png"))
+    written = [os.path.join(args.out, "decision_results.md")]
+    if plots:
+        written.append(os.path.join(args.out, "decision_cost_vs_snr.png"))
+        plot_cost_vs_snr(args.sim, args.episodes, written[-1])
+        written.append(os.path.join(args.out, "decision_boundaries.png"))
+        plot_boundaries(args.sim, args.traces, args.episodes, written[-1])
+    elif not args.no_plots:
+        print(NO_MPL, file=sys.stderr)
+    print("plot_decision: wrote " + ", ".join(written), file=sys.stderr)
 
 
 if __name__ == "__main__":

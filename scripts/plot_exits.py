@@ -2,12 +2,13 @@
 """Accuracy-latency trade-off curves of the early-exit controllers (issue 9, docs/controllers.md).
 
     /usr/bin/python3 scripts/plot_exits.py [DATA_DIR] [FIG_DIR]
+    /usr/bin/python3 scripts/plot_exits.py docs/figures/exits_data docs/figures   (the committed)
 
-Reads the JSON that scripts/exits.sh writes (DATA_DIR, default docs/figures/exits_data):
+Reads the JSON that scripts/exits.sh writes (DATA_DIR, default build/reports/exits: its OUT):
 main_<trace>.json (os, rl, fixed, bi at one accuracy weight), sweep_aw_<trace>_<w>.json (os and
 bi over the accuracy weight), sweep_awc_<trace>_<w>.json (os, errors estimated from confidence) and sweep_th_<trace>_<t>.json (fixed over the common threshold), and
 writes FIG_DIR/exits_<trace>.png (one panel per trace: held-out accuracy against mean latency)
-and FIG_DIR/exits_tradeoff.png (all traces side by side).
+and FIG_DIR/exits_tradeoff.png (all traces side by side); FIG_DIR defaults to DATA_DIR.
 """
 import glob
 import json
@@ -81,8 +82,8 @@ def panel(ax, data, trace):
 
 
 def main():
-    data = sys.argv[1] if len(sys.argv) > 1 else "docs/figures/exits_data"
-    figs = sys.argv[2] if len(sys.argv) > 2 else "docs/figures"
+    data = sys.argv[1] if len(sys.argv) > 1 else "build/reports/exits"
+    figs = sys.argv[2] if len(sys.argv) > 2 else data
     traces = sorted(os.path.basename(p)[5:-5] for p in glob.glob(os.path.join(data, "main_*.json")))
     if not traces:
         sys.exit(f"plot_exits: no main_*.json in {data} (run scripts/exits.sh)")

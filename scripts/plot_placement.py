@@ -1,14 +1,16 @@
 #!/usr/bin/python3
 """Plots M* (the planner's placement, SPEC section 4) against R and against the mean uplink rate.
 
-    /usr/bin/python3 scripts/plot_placement.py [docs/figures/placement_sweep.json]
+    /usr/bin/python3 scripts/plot_placement.py [SWEEP.json]
 
-Reads what scripts/placement_sweep.sh wrote (split_sim's BI placement per point) and writes
-docs/figures/placement_m_star.png next to it. For the equal-width MLP the closed form's threshold
-rule is drawn too: with equal units the optimum over M < N is M* = #{j : u_{j-1} - u_j > D(1)/R}
-(docs/decision.md), i.e. M* climbs by one at R_j = D(1) / (V(j-1) - V(j)), compared with M = N.
-The rule is evaluated on split_sim's V(M) = inference_cost[M]; where its line and the planner's
-points coincide, the planner's argmin agrees with the closed form's structure.
+Reads what scripts/placement_sweep.sh wrote (split_sim's BI placement per point; default
+build/reports/placement_sweep/placement_sweep.json, its default OUT; the committed one is
+docs/figures/placement_sweep.json) and writes placement_m_star.png next to it. For the
+equal-width MLP the closed form's threshold rule is drawn too: with equal units the optimum over
+M < N is M* = #{j : u_{j-1} - u_j > D(1)/R} (docs/decision.md), i.e. M* climbs by one at
+R_j = D(1) / (V(j-1) - V(j)), compared with M = N. The rule is evaluated on split_sim's
+V(M) = inference_cost[M]; where its line and the planner's points coincide, the planner's argmin
+agrees with the closed form's structure.
 """
 import json
 import os
@@ -37,7 +39,8 @@ def closed_form_m(point, r):
 
 
 def main():
-    path = sys.argv[1] if len(sys.argv) > 1 else "docs/figures/placement_sweep.json"
+    default = "build/reports/placement_sweep/placement_sweep.json"
+    path = sys.argv[1] if len(sys.argv) > 1 else default
     data = json.load(open(path))
     meta = data["meta"]
     fig, (ax_r, ax_u) = plt.subplots(1, 2, figsize=(12, 4.6))

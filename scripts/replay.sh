@@ -11,7 +11,9 @@
 # emulated channel, sends the tensor over the paced uplink, and the edge finishes it. Printed per
 # policy: mean realized cost, its ratio to the best policy, the simulator's cost of the same table
 # on the same channel paths, the live/sim ratio, and both against the clairvoyant oracle.
-# Writes OUT/ledger.jsonl, OUT/table.txt and OUT/replay.png (cost and k over trace time).
+# Writes OUT/ledger.jsonl, OUT/table.txt and OUT/replay.png (cost and k over trace time); without
+# python3-matplotlib it says so at the start and writes the ledger and table only
+# (scripts/install_deps.sh --plots installs it).
 #
 # Environment: SEGMENTS (30), SLOWDOWN (5: a Raspberry Pi 4-class board against one core of this
 # machine), POLICIES (all,bi@online: the standard set and BI on the online law),
@@ -29,6 +31,8 @@ model=${2:-resnet18}
 [[ "$spec" == *:* ]] || spec="${KIND:-markov-fit}:$spec"
 file=${spec#*:}
 [[ -r "$file" ]] || { echo "replay: cannot read trace $file" >&2; exit 2; }
+source scripts/lib/plots.sh
+plots_check replay
 if [[ "${BUILD:-1}" == 1 ]]; then
   scripts/install_deps.sh
   scripts/build.sh >/dev/null
@@ -49,10 +53,11 @@ echo "device: this machine, 1 thread, ${SLOWDOWN:-5}x slowdown; ${SEGMENTS:-30} 
   --threads 1 --profile local --device-slowdown "${SLOWDOWN:-5}" --channel "$spec" \
   --policy "${POLICIES:-all,bi@online}" --segments "${SEGMENTS:-30}" --law "${LAW:-prefix}" \
   --ledger "$out/ledger.jsonl" ${EXTRA:-} | tee "$out/table.txt"
-if /usr/bin/python3 -c 'import matplotlib' 2>/dev/null; then
+if [[ $PLOTS == 1 ]]; then
   /usr/bin/python3 scripts/plot_replay.py "$out/ledger.jsonl" "$out/replay.png" \
     --title "$(basename "$file"), $model, ${SLOWDOWN:-5}x board"
   echo "replay: wrote $out/ledger.jsonl, $out/table.txt, $out/replay.png"
 else
+  plots_skipped replay
   echo "replay: wrote $out/ledger.jsonl, $out/table.txt (no plot: python3-matplotlib missing)"
 fi

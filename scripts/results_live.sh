@@ -2,9 +2,14 @@
 # The live replays behind docs/results.md: scripts/replay.sh on three real uplink traces (one
 # each of Mahimahi LTE uplink, Norway HSDPA, UCC 5G) and two CNNs, every policy on the same 30
 # segments plus BI on the online law. Writes build/results/<trace>-<model>/ (ledger, table,
-# plot), copies the plots to docs/figures/ and prints every table with the machine and date.
+# plot) and prints every table with the machine and date; installs python3-matplotlib for the
+# plots (scripts/install_deps.sh --plots).
 #   scripts/results_live.sh            (needs ../shared/traces; about 20-30 min on 2 cores)
-# Environment: SEGMENTS (30), SLOWDOWN (5), MODELS ("resnet18 mobilenetv2").
+# It writes into docs/ only when told to: with FIG_DIR set it also copies each plot to
+# FIG_DIR/replay_<trace>-<model>.png; the committed figures are regenerated with
+#   FIG_DIR=docs/figures scripts/results_live.sh
+# Environment: SEGMENTS (30), SLOWDOWN (5), MODELS ("resnet18 mobilenetv2"), FIG_DIR (unset: no
+# copy).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 shared=../shared/traces
@@ -29,7 +34,12 @@ for t in "${traces[@]}"; do
     BUILD=0 OUT=build/results/$name SEGMENTS=${SEGMENTS:-30} SLOWDOWN=${SLOWDOWN:-5} \
       scripts/replay.sh "markov-fit:$t" "$m" | sed -n '/^policy  /,$p'
     echo "(wall time $(( $(date +%s) - start )) s)"
-    mkdir -p docs/figures
-    [[ -f build/results/$name/replay.png ]] && cp "build/results/$name/replay.png" "docs/figures/replay_$name.png"
+    if [[ -n "${FIG_DIR:-}" && -f build/results/$name/replay.png ]]; then
+      mkdir -p "$FIG_DIR"
+      cp "build/results/$name/replay.png" "$FIG_DIR/replay_$name.png"
+      echo "results_live: copied build/results/$name/replay.png to $FIG_DIR/replay_$name.png"
+    fi
   done
 done
+echo
+echo "results_live: wrote build/results/<trace>-<model>/ (ledger.jsonl, table.txt, replay.png)${FIG_DIR:+; plots copied to $FIG_DIR/}"

@@ -8,12 +8,19 @@
 #     regret at T and its mean / median / min / max / sd per policy (LinUCB shared and disjoint,
 #     epsilon-greedy, the best common variant), the placement M* of the variant LinUCB picks on a
 #     few devices of the first seed;
-#  3. figures: docs/figures/select_regret.png (the reporting seeds' regret curves) and
-#     docs/figures/select_tuning.png (the tuning grid), data in docs/figures/select_data/.
+#  3. figures: FIG_DIR/select_regret.png (the reporting seeds' regret curves) and
+#     FIG_DIR/select_tuning.png (the tuning grid), tables and JSON in OUT.
 #   scripts/select.sh                                 200 devices, 20000 rounds
 #   ROUNDS=5000 SEEDS=1-3 TUNE=0 BUILD_DIR=build-c OUT=/tmp/sel FIG_DIR=/tmp/sel scripts/select.sh
+# OUT defaults to BUILD_DIR/reports/select (i.e. build/reports/select), FIG_DIR to OUT; it writes
+# into docs/ only when told to. The committed figures and data are regenerated with
+#   OUT=docs/figures/select_data FIG_DIR=docs/figures scripts/select.sh
+# Without python3-matplotlib the tables and JSON are written and the figures skipped, with a
+# message (scripts/install_deps.sh --plots installs it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source scripts/lib/plots.sh
+plots_check select.sh
 bin=${BUILD_DIR:-build}/bin/select_sim
 if [[ ! -x "$bin" ]]; then
   ninja -C "${BUILD_DIR:-build}" select_sim >/dev/null
@@ -24,8 +31,8 @@ rounds=${ROUNDS:-20000}
 seeds=${SEEDS:-1-20}
 tune_seeds=${TUNE_SEEDS:-101-110}
 tune=${TUNE:-1}
-out=${OUT:-docs/figures/select_data}
-fig_dir=${FIG_DIR:-docs/figures}
+out=${OUT:-${BUILD_DIR:-build}/reports/select}
+fig_dir=${FIG_DIR:-$out}
 mkdir -p "$out" "$fig_dir"
 
 # The seeds of a list "1-20,25" one per line (select_sim checks the syntax itself).
@@ -62,10 +69,17 @@ echo
 "$bin" "${common[@]}" --seeds "$seeds" --checkpoints "$cps" --plan-devices 6 --curves \
   --json-out "$out/select_seeds.json" | tee "$out/select_seeds.txt"
 
-/usr/bin/python3 scripts/plot_select.py "$fig_dir/select_regret.png" "$out/select_seeds.json"
-echo "wrote $fig_dir/select_regret.png"
-if [[ -f $out/select_tuning.json ]]; then
-  /usr/bin/python3 scripts/plot_select.py --tuning "$fig_dir/select_tuning.png" \
-    "$out/select_tuning.json"
-  echo "wrote $fig_dir/select_tuning.png"
+echo
+if [[ $PLOTS == 1 ]]; then
+  /usr/bin/python3 scripts/plot_select.py "$fig_dir/select_regret.png" "$out/select_seeds.json"
+  echo "wrote $fig_dir/select_regret.png"
+  if [[ -f $out/select_tuning.json ]]; then
+    /usr/bin/python3 scripts/plot_select.py --tuning "$fig_dir/select_tuning.png" \
+      "$out/select_tuning.json"
+    echo "wrote $fig_dir/select_tuning.png"
+  fi
+  echo "select.sh: wrote the tables and JSON into $out/ and the figures into $fig_dir/"
+else
+  plots_skipped select.sh
+  echo "select.sh: wrote the tables and JSON into $out/ (figures skipped: python3-matplotlib missing)"
 fi

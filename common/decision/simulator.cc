@@ -46,7 +46,17 @@ namespace {
 
 constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
 
-Status ParseKeyValues(const std::string& args, ChannelSpec* spec) {
+// Every parameter of an analytic channel must be given, once: a spec that silently ran on
+// defaults would evaluate another channel than the one the user meant.
+Status ParseKeyValues(const std::string& kind, const std::string& args, ChannelSpec* spec) {
+  const std::string usage = spec->kind == ChannelSpec::Kind::kRayleigh
+                                ? "rayleigh:snr_db=X"
+                                : "gauss-markov:snr_db=X,doppler_hz=Y";
+  if (args.empty()) {
+    return InvalidArgumentError("channel: " + kind + " needs its parameters: " + usage);
+  }
+  if (args.back() == ',') return InvalidArgumentError("channel: '" + args + "' ends with a comma");
+  bool has_snr = false, has_doppler = false;
   std::istringstream in(args);
   std::string item;
   while (std::getline(in, item, ',')) {
@@ -58,12 +68,22 @@ Status ParseKeyValues(const std::string& args, ChannelSpec* spec) {
     const double v = std::strtod(value.c_str(), &end);
     if (value.empty() || *end != '\0' || !std::isfinite(v))
       return InvalidArgumentError("channel: " + key + " needs a number, got '" + value + "'");
-    if (key == "snr_db")
+    bool* seen = nullptr;
+    if (key == "snr_db") {
       spec->snr_db = v;
-    else if (key == "doppler_hz" && spec->kind == ChannelSpec::Kind::kGaussMarkov)
+      seen = &has_snr;
+    } else if (key == "doppler_hz" && spec->kind == ChannelSpec::Kind::kGaussMarkov) {
       spec->doppler_hz = v;
-    else
-      return InvalidArgumentError("channel: unknown key '" + key + "'");
+      seen = &has_doppler;
+    } else {
+      return InvalidArgumentError("channel: unknown key '" + key + "' (" + usage + ")");
+    }
+    if (*seen) return InvalidArgumentError("channel: " + key + " given twice");
+    *seen = true;
+  }
+  if (!has_snr || (spec->kind == ChannelSpec::Kind::kGaussMarkov && !has_doppler)) {
+    return InvalidArgumentError("channel: " + kind + " needs " +
+                                (has_snr ? "doppler_hz" : "snr_db") + ": " + usage);
   }
   return Status::Ok();
 }
@@ -344,7 +364,7 @@ Result<ChannelSpec> ChannelSpec::Parse(const std::string& text) {
   const std::string args = colon == std::string::npos ? "" : text.substr(colon + 1);
   if (kind == "rayleigh" || kind == "gauss-markov") {
     spec.kind = kind == "rayleigh" ? Kind::kRayleigh : Kind::kGaussMarkov;
-    SPLITINFER_RETURN_IF_ERROR(ParseKeyValues(args, &spec));
+    SPLITINFER_RETURN_IF_ERROR(ParseKeyValues(kind, args, &spec));
     return spec;
   }
   if (kind == "trace" || kind == "markov-fit") {

@@ -9,6 +9,8 @@
 #include <numeric>
 #include <sstream>
 
+#include "common/bounded_file.h"
+
 namespace splitinfer::decision {
 namespace {
 
@@ -296,11 +298,7 @@ TraceKind GuessTraceKind(const std::string& path) {
 }
 
 Result<std::string> ReadFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return NotFoundError("cannot open " + path);
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
+  return ReadBoundedFile(path, kMaxDataFileBytes, "file");
 }
 
 Result<RateSeries> LoadTrace(const std::string& path, const UccOptions& ucc) {

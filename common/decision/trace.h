@@ -64,6 +64,8 @@ Result<RateSeries> ParseUcc(const std::string& text, const std::string& file_nam
 enum class TraceKind { kMahimahi, kNorway, kUcc };
 // Kind from the file name: *.up/*.down -> Mahimahi, *.csv -> UCC, anything else -> Norway.
 TraceKind GuessTraceKind(const std::string& path);
+// A data file (trace, profile, codec table): regular files of at most kMaxDataFileBytes only
+// (common/bounded_file.h); errors name the file.
 Result<std::string> ReadFile(const std::string& path);
 // Reads and parses by GuessTraceKind; UCC uses `ucc` (dt_s of `ucc` is used for every kind).
 Result<RateSeries> LoadTrace(const std::string& path, const UccOptions& ucc = {});

@@ -1,5 +1,9 @@
 // Runs the split_sim binary with the command line of issue 4 and checks its JSON.
 
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstdio>
 #include <memory>
 #include <string>
 
@@ -58,6 +62,32 @@ TEST(SplitSimTest, BadArgumentsFail) {
   EXPECT_NE(rc, 0);
   RunSim("--channel rayleigh:snr_db=10 --policies bi,magic --episodes 10", &rc);
   EXPECT_NE(rc, 0);
+}
+
+// Trace files are read only when they are regular files of a bounded size: /dev/zero used to
+// eat memory without end, a FIFO to block forever, a directory to read as "no samples".
+TEST(SplitSimTest, TraceMustBeABoundedRegularFile) {
+  const std::string fifo = ::testing::TempDir() + "split_sim_fifo_" + std::to_string(getpid());
+  ASSERT_EQ(mkfifo(fifo.c_str(), 0600), 0);
+  const std::pair<std::string, std::string> cases[] = {
+      {"trace:/dev/zero", "is a character device, not a regular file"},
+      {"markov-fit:/dev/zero", "is a character device, not a regular file"},
+      {"trace:/tmp", "is a directory, not a regular file"},
+      {"trace:" + fifo, "is a FIFO, not a regular file"},
+      {"gauss-markov:", "needs its parameters"},
+      {"rayleigh:", "needs its parameters"},
+  };
+  for (const auto& [channel, message] : cases) {
+    SCOPED_TRACE(channel);
+    int rc = 0;
+    const std::string out = splitinfer::test_support::RunCommand(
+        std::string(SPLITINFER_BIN_DIR) + "/split_sim --model resnet18 --episodes 10 --channel '" +
+            channel + "' 2>&1",
+        &rc);
+    EXPECT_NE(rc, 0) << out;
+    EXPECT_NE(out.find(message), std::string::npos) << out;
+  }
+  std::remove(fifo.c_str());
 }
 
 TEST(SplitSimTest, BadOptionsExitTwo) {

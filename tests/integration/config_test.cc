@@ -2,6 +2,7 @@
 // the file, --print-config, clear errors for bad files, and --log-format json lines, against the
 // real binary.
 #include <signal.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -106,13 +107,23 @@ TEST_F(ConfigTest, BadConfigsStopWithAClearMessage) {
     std::string message;    // expected in stderr
   };
   const std::vector<Case> cases = {
-      {"", "was not readable"},
-      {"max-batch-sise = 4\n", "unknown option 'max-batch-sise'"},
-      {"max-batch-size = 0\n", "--max-batch-size: Value 0 not in range"},
-      {"max-batch-size = \"many\"\n", "--max-batch-size"},
+      {"", "no such file"},
+      {"max-batch-sise = 4\n", ":1: unknown option 'max-batch-sise'"},
+      // Out of range: the validator's message, and the line the value came from.
+      {"\nmax-batch-size = 0\n", "--max-batch-size: Value 0 not in range"},
+      {"\nmax-batch-size = 0\n", "line 2)"},
+      {"max-batch-size = \"many\"\n", ":1: max-batch-size = \"many\": not an integer"},
       {"log-format = \"xml\"\n", "--log-format: xml not in"},
       {"print-config = true\n", "not allowed in a configuration file"},
       {"config = \"other.toml\"\n", "not allowed in a configuration file"},
+      // Strict syntax and types: each names the line and the real problem.
+      {"models = \"mlp\n", ":1:"},                     // unterminated string
+      {"# ok\nmodels = \"mlp\n", ":2:"},               // ... on the line it is on
+      {"idle-timeout-s = 1.5\n", "idle-timeout-s = 1.5: not an integer"},
+      {"log-format = text\n", ":1:"},                   // unquoted word
+      {"max-batch-size = 4\nmax-batch-size = 8\n", ":2:"},  // duplicate key
+      {"cpu = 1\n", "cpu = 1: needs true or false"},
+      {"[server]\nmodels = \"mlp\"\n", "sections are not used"},
   };
   int i = 0;
   for (const Case& c : cases) {
@@ -124,6 +135,28 @@ TEST_F(ConfigTest, BadConfigsStopWithAClearMessage) {
     EXPECT_EQ(r.exit_code, 2);
     EXPECT_EQ(r.out.find("listening"), std::string::npos) << r.out;  // never started serving
     EXPECT_NE(r.err.find(c.message), std::string::npos) << r.err;
+  }
+}
+
+// The config file is read only when it is a regular file of at most 1 MiB: a FIFO would block
+// the start forever, /dev/zero would eat memory without end, a directory read as empty.
+TEST_F(ConfigTest, OnlyBoundedRegularFilesAreRead) {
+  const std::string fifo = (dir_ / "fifo.toml").string();
+  ASSERT_EQ(mkfifo(fifo.c_str(), 0600), 0);
+  const std::string big = Write("big.toml", "# " + std::string(2u << 20, 'x') + "\n");
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"/dev/zero", "is a character device, not a regular file"},
+      {dir_.string(), "is a directory, not a regular file"},
+      {fifo, "is a FIFO, not a regular file"},
+      {big, "over the limit of 1048576"},
+  };
+  for (const auto& [path, message] : cases) {
+    SCOPED_TRACE(path);
+    const auto t0 = std::chrono::steady_clock::now();
+    const Result r = Run("--config '" + path + "' --models mlp");
+    EXPECT_EQ(r.exit_code, 2);
+    EXPECT_NE(r.err.find(message), std::string::npos) << r.err;
+    EXPECT_LT(std::chrono::steady_clock::now() - t0, 30s);  // refused, not read
   }
 }
 

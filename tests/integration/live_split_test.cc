@@ -375,6 +375,11 @@ TEST(LiveSplitArgsTest, BadPolicyArgumentsGetAClearError) {
   EXPECT_EQ(run({"--policy", "fixed:99", "--channel", "rayleigh:snr_db=10"}), 2);
   EXPECT_EQ(run({"--policy", "bi", "--channel", "wobbly:snr_db=10"}), 2);
   EXPECT_EQ(run({"--policy", "bi", "--channel", "trace:/nonexistent/trace"}), 2);
+  // Bounded regular files only (before: /dev/zero ate 2.7 GB in 16 s), and no silent defaults.
+  EXPECT_EQ(run({"--policy", "bi", "--channel", "trace:/dev/zero"}), 2);
+  EXPECT_EQ(run({"--policy", "bi", "--channel", "markov-fit:/tmp"}), 2);
+  EXPECT_EQ(run({"--policy", "bi", "--channel", "gauss-markov:"}), 2);
+  EXPECT_EQ(run({"--policy", "bi", "--channel", "rayleigh:"}), 2);
   EXPECT_NE(run({"--policy", "bi", "--split", "0", "--channel", "rayleigh:snr_db=10"}), 0);
   // Replay needs a series channel; several policies need replay.
   EXPECT_EQ(run({"--policy", "all", "--segments", "3", "--channel", "rayleigh:snr_db=10"}), 2);
@@ -387,7 +392,7 @@ TEST(LiveSplitArgsTest, BadPolicyArgumentsGetAClearError) {
   // Online learning needs CSI reports of a series channel.
   EXPECT_EQ(run({"--policy", "bi", "--law", "online", "--channel", "rayleigh:snr_db=10"}), 2);
   EXPECT_EQ(run({"--policy", "bi", "--law", "online", "--csi", "estimated", "--channel",
-                 "gauss-markov:snr_db=10"}),
+                 "gauss-markov:snr_db=10,doppler_hz=5"}),
             2);
 }
 

@@ -231,14 +231,17 @@ TEST(TlsTest, MismatchesFailClearlyAndTheServerKeepsServing) {
     Status st = client.Connect();
     EXPECT_FALSE(st.ok());
     EXPECT_EQ(st.code(), StatusCode::kUnavailable) << st;
+    EXPECT_NE(st.message().find("does it require TLS?"), std::string::npos) << st;
   }
-  {  // A TLS client to the plain server.
+  {  // A TLS client to the plain server: named as such, not blamed on the certificate.
     auto o = ClientOptions(plain_server.port(), true, "");
     o.connect_timeout = 3s;
     EdgeClient client(o);
     Status st = client.Connect();
     EXPECT_FALSE(st.ok());
     EXPECT_NE(st.message().find("TLS handshake"), std::string::npos) << st;
+    EXPECT_NE(st.message().find("the server does not speak TLS"), std::string::npos) << st;
+    EXPECT_EQ(st.message().find("certificate"), std::string::npos) << st;
   }
   {  // A CA that did not sign the server's certificate.
     auto o = ClientOptions(tls_server.port(), true, "");
