@@ -19,7 +19,7 @@ enum class Want { kInteger, kNumber, kText, kFlag, kAny };
 // What a CLI11 option takes, from its type name ("INT", "UINT", "FLOAT", "TEXT", ...; the
 // validators' descriptions follow a ':').
 Want WantOf(const CLI::Option& opt) {
-  if (opt.get_type_size() == 0) return Want::kFlag;
+  if (opt.get_expected_max() == 0) return Want::kFlag;  // add_flag: expected(0)
   std::string type = opt.get_type_name();
   type = type.substr(0, type.find(':'));
   if (type == "INT" || type == "UINT") return Want::kInteger;

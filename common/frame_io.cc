@@ -218,6 +218,13 @@ bool BlockingConnection::PeerHungUp() {
   return (p.revents & (POLLRDHUP | POLLHUP | POLLERR)) != 0;
 }
 
+bool BlockingConnection::HasInput() {
+  if (rend_ > rpos_) return true;
+  if (!is_open() || tls()) return false;
+  boost::system::error_code ec;
+  return stream_.socket().available(ec) > 0 && !ec;
+}
+
 void BlockingConnection::Close() {
   rpos_ = rend_ = 0;
   write_failed_ = false;

@@ -70,6 +70,9 @@ class BlockingConnection {
   // True when the peer has closed its side (or the connection failed): checked without
   // blocking, e.g. before reusing a connection that sat idle.
   bool PeerHungUp();
+  // True when bytes are ready to read without waiting: in the receive buffer, or (plain TCP
+  // only: a TLS socket may hold records that carry no data) in the socket.
+  bool HasInput();
   bool tls() const { return stream_.tls_enabled(); }
   void Close();
   tcp::socket& socket() { return stream_.socket(); }

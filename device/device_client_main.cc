@@ -334,6 +334,8 @@ class Runner {
   }
 
   bool EnsureConnected(std::string* why) {
+    // Replies already here first: one may be a GoAway, which stops new sends on this connection.
+    while (!pending_.empty() && client_->ReplyReady()) ReadOne();
     if (client_->connected() && !client_->Reusable()) {
       // A GoAway (the edge drains, or evicted this connection) or a close while idle: the
       // replies still due come first, then a new connection (another edge first, if draining).

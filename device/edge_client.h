@@ -88,6 +88,9 @@ class EdgeClient {
   bool Reusable();
   // The edge sent a GoAway on this connection (it drains, or evicted it): send nothing new here.
   bool going_away() const { return going_away_; }
+  // A reply (or a GoAway) is ready to read without waiting (plain TCP; always false over TLS
+  // unless already buffered). Reading it early lets the device see a GoAway before it sends.
+  bool ReplyReady() { return connected() && outstanding_ > 0 && conn_.HasInput(); }
   const std::string& go_away_message() const { return go_away_message_; }
   // The address of the current (or last) connection.
   const EdgeAddress& address() const { return health_[current_].address; }

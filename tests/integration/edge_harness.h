@@ -324,6 +324,7 @@ inline int OpenIdle(asio::io_context& io, uint16_t port, int n, std::vector<tcp:
     HeaderBytes header;
     std::vector<char> rest;
   };
+  out->reserve(out->size() + static_cast<size_t>(n));  // the handlers hold pointers into *out
   for (int start = 0; start < n; start += batch) {
     const int end = std::min(n, start + batch);
     std::vector<std::shared_ptr<Conn>> conns;
