@@ -25,16 +25,10 @@ import subprocess
 import sys
 import time
 
-try:
-    import matplotlib
+from plotting import optional_pyplot
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-except ImportError:  # the table is still written; main() says the figure is skipped
-    plt = None
-
-NO_MPL = ("plot_codecs: python3-matplotlib is missing: the tables are written, the plots "
-          "skipped (scripts/install_deps.sh --plots installs it)")
+# The tables are still written without matplotlib; main() says the figures are skipped.
+plt, NO_MPL = optional_pyplot("plot_codecs")
 
 MODELS = ["resnet18", "mobilenetv2"]
 POLICIES = ["bi", "ola", "greedy", "neurosurgeon", "best-fixed", "all-edge", "all-local"]

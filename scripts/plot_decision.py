@@ -24,16 +24,10 @@ import subprocess
 import sys
 import time
 
-try:
-    import matplotlib
+from plotting import optional_pyplot
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-except ImportError:  # the tables are still written; main() says the figures are skipped
-    plt = None
-
-NO_MPL = ("plot_decision: python3-matplotlib is missing: the tables are written, the plots "
-          "skipped (scripts/install_deps.sh --plots installs it)")
+# The tables are still written without matplotlib; main() says the figures are skipped.
+plt, NO_MPL = optional_pyplot("plot_decision")
 
 MODELS = ["alexnet", "vgg16", "resnet18", "mobilenetv2"]
 POLICIES = ["oracle", "bi", "ola", "greedy", "neurosurgeon", "best-fixed", "all-edge", "all-local"]

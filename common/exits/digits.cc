@@ -11,6 +11,8 @@
 
 #include <torch/torch.h>
 
+#include "common/bounded_file.h"
+
 namespace splitinfer {
 namespace exits {
 namespace {
@@ -86,6 +88,7 @@ DigitsData Select(const DigitsData& all, std::vector<int64_t> rows) {
 }  // namespace
 
 Result<DigitsData> LoadDigits(const std::string& path) {
+  SPLITINFER_RETURN_IF_ERROR(CheckBoundedFile(path, kMaxDataFileBytes, "digits file"));
   gzFile f = gzopen(path.c_str(), "rb");
   if (f == nullptr) {
     return NotFoundError("cannot open digits file " + path + ": " + std::strerror(errno));
