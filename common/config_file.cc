@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstring>
 #include <iterator>
+#include <iostream>
 #include <sstream>
 
 #include <toml++/toml.h>
@@ -210,6 +211,39 @@ std::string ConfigErrorSuffix(const StrictTomlConfig& reader, const std::string&
     return " (" + reader.file_name() + " line " + std::to_string(line) + ")";
   }
   return "";
+}
+
+std::optional<int> ParseWithConfigFile(CLI::App& app, StrictTomlConfig& reader, int argc,
+                                       char** argv, const std::string& program) {
+  if (Status file = CheckConfigFileArg(argc, argv, &reader); !file.ok()) {
+    std::cerr << program << ": " << file.message() << "\n";
+    return 2;
+  }
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    const bool config_error = dynamic_cast<const CLI::ConfigError*>(&e) != nullptr ||
+                              dynamic_cast<const CLI::FileError*>(&e) != nullptr;
+    if (!config_error) {
+      if (e.get_exit_code() == 0) return app.exit(e);  // --help
+      const std::string where = ConfigErrorSuffix(reader, e.what(), argc, argv);
+      if (!where.empty()) {
+        std::cerr << program << ": " << e.what() << where << "\n";
+        return 2;
+      }
+      const int rc = app.exit(e);  // a bad option: CLI11's message
+      if (rc != 0 && app.get_config_ptr() != nullptr && app.get_config_ptr()->count() > 0) {
+        std::cerr << "(options come from the command line and from --config "
+                  << app.get_config_ptr()->as<std::string>() << ")\n";
+      }
+      return rc == 0 ? 0 : 2;  // bad options exit 2, as every other bad start-up does
+    }
+    const std::string file =
+        app.get_config_ptr() != nullptr ? app.get_config_ptr()->as<std::string>() : "?";
+    std::cerr << program << ": --config " << file << ": " << e.what() << "\n";
+    return 2;
+  }
+  return std::nullopt;
 }
 
 }  // namespace splitinfer

@@ -18,6 +18,7 @@
 
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -60,5 +61,12 @@ Status CheckConfigFileArg(int argc, char** argv, StrictTomlConfig* reader,
 // else "". `what` is the error text; keys are matched as "--key" in it.
 std::string ConfigErrorSuffix(const StrictTomlConfig& reader, const std::string& what, int argc,
                               char** argv);
+
+// app.parse(argc, argv) with the config file checked first (CheckConfigFileArg) and every error
+// printed as "PROGRAM: ..." naming the file and line where it has them. Returns the exit code
+// when the program should stop (0 after --help, 2 for a bad command line or config file), or
+// nothing when parsing succeeded.
+std::optional<int> ParseWithConfigFile(CLI::App& app, StrictTomlConfig& reader, int argc,
+                                       char** argv, const std::string& program);
 
 }  // namespace splitinfer

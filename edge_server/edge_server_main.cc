@@ -3,9 +3,11 @@
 //   edge_server --listen 127.0.0.1:0 --models resnet18,mlp [--admin-listen 127.0.0.1:0]
 //   edge_server --config edge_server.toml [--OPTION VALUE ...]
 //
-// Every option can come from a --config file (TOML/INI, CLI11: KEY = VALUE with the long option
-// names, see edge_server/edge_server.example.toml); options on the command line override it. An
-// unknown key, a bad value or a missing file is an error (a message, non-zero exit).
+// Every option can come from a --config file (TOML: KEY = VALUE with the long option names, see
+// edge_server/edge_server.example.toml), parsed strictly (common/config_file.h); options on the
+// command line override it. A syntax error, an unknown key, a value of the wrong type or out of
+// range, or a file that is missing or not a small regular file is an error naming the file and
+// line (exit 2).
 // Prints "listening HOST:PORT" on stdout once ready, then "admin HOST:PORT" when the admin HTTP
 // endpoint is on. On SIGINT or SIGTERM it drains (EdgeServer::Drain, up to --drain-timeout-s),
 // logs what completed and what was dropped, and stops; a second signal ends the drain at once.
@@ -41,7 +43,7 @@ int main(int argc, char** argv) {
   CLI::App app{"splitinfer edge server: runs units k+1..N of split inferences"};
   app.option_defaults()->always_capture_default();  // defaults in --help and --print-config
   app.set_config("--config", "",
-                 "read options from this TOML/INI file (KEY = VALUE, KEY a long option name "
+                 "read options from this TOML file (KEY = VALUE, KEY a long option name "
                  "without --; see edge_server/edge_server.example.toml); the command line "
                  "overrides it");
   app.allow_config_extras(CLI::config_extras_mode::error);  // an unknown key is an error
@@ -163,39 +165,7 @@ int main(int argc, char** argv) {
                "print the effective options (command line over --config file over defaults) in "
                "--config format, and exit")
       ->configurable(false);
-  if (Status file = CheckConfigFileArg(argc, argv, config_reader.get()); !file.ok()) {
-    std::cerr << "edge_server: " << file.message() << "\n";
-    return 2;
-  }
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::ParseError& e) {
-    const bool config_error = dynamic_cast<const CLI::ConfigError*>(&e) != nullptr ||
-                              dynamic_cast<const CLI::FileError*>(&e) != nullptr;
-    if (!config_error) {
-      if (e.get_exit_code() == 0) return app.exit(e);  // --help
-      const std::string where = ConfigErrorSuffix(*config_reader, e.what(), argc, argv);
-      if (!where.empty()) {
-        std::cerr << "edge_server: " << e.what() << where << "\n";
-        return 2;
-      }
-      const int rc = app.exit(e);  // a bad option: CLI11's message
-      if (rc != 0 && app.get_config_ptr()->count() > 0) {
-        std::cerr << "(options come from the command line and from --config "
-                  << app.get_config_ptr()->as<std::string>() << ")\n";
-      }
-      return rc == 0 ? 0 : 2;  // bad options exit 2, as every other bad start-up does
-    }
-    std::string what = e.what();
-    const std::string extras = "INI was not able to parse ";
-    if (what.rfind(extras, 0) == 0) {
-      what = "unknown option '" + what.substr(extras.size()) +
-             "' (keys are long option names without --, as in --help)";
-    }
-    std::cerr << "edge_server: --config " << app.get_config_ptr()->as<std::string>() << ": " << what
-              << "\n";
-    return 2;
-  }
+  if (auto rc = ParseWithConfigFile(app, *config_reader, argc, argv, "edge_server")) return *rc;
   if (print_config) {
     std::cout << app.config_to_str(/*default_also=*/true, /*write_description=*/true);
     return 0;
