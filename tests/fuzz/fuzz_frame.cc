@@ -129,6 +129,11 @@ void FuzzFrame(const uint8_t* data, size_t size) {
       (void)Parse(meta, header->meta_len, &m);
       break;
     }
+    case MessageType::kGoAway: {
+      wire::GoAway m;
+      (void)Parse(meta, header->meta_len, &m);
+      break;
+    }
   }
 }
 
