@@ -16,6 +16,10 @@
 // No inference is lost: when the edge cannot be reached, refuses a request, or vanishes while
 // requests are in flight, the client finishes those inferences locally from the tensor it kept
 // and says so in the record ("fallback").
+//
+// Every option can also come from --config FILE (TOML, keys = long option names; see
+// device/device_client.example.toml), parsed strictly (common/config_file.h); the command line
+// overrides the file.
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -33,8 +37,8 @@
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
-#include "common/cli_parse.h"
 #include "common/codec.h"
+#include "common/config_file.h"
 #include "common/decision/online_law.h"
 #include "common/handshake.h"
 #include "common/model_zoo.h"
@@ -716,6 +720,17 @@ void PrintComparison(const std::vector<PolicySummary>& all) {
 
 int main(int argc, char** argv) {
   CLI::App app{"splitinfer device client: runs units 1..k here and the rest on an edge_server"};
+  app.option_defaults()->always_capture_default();  // defaults in --help and --print-config
+  app.set_config("--config", "",
+                 "read options from this TOML file (KEY = VALUE, KEY a long option name without "
+                 "--; see device/device_client.example.toml); the command line overrides it");
+  app.allow_config_extras(CLI::config_extras_mode::error);
+  const std::shared_ptr<StrictTomlConfig> config_reader = UseStrictTomlConfig(&app);
+  bool print_config = false;
+  app.add_flag("--print-config", print_config,
+               "print the options set (command line over --config file) in --config format, "
+               "and exit")
+      ->configurable(false);
   Config cfg;
   ZooOptions zoo;
   std::vector<int64_t> ts_input_shape;
@@ -840,7 +855,13 @@ int main(int argc, char** argv) {
   app.add_option("--auth-token-file", cfg.auth_token_file,
                  "file whose first line is the server's auth token")
       ->check(CLI::ExistingFile);
-  SPLITINFER_CLI_PARSE(app, argc, argv);
+  if (auto rc = ParseWithConfigFile(app, *config_reader, argc, argv, "device_client")) return *rc;
+  if (print_config) {
+    // Only what was set: with every default printed, --split and --policy would both be set
+    // when the output is read back, and they exclude each other.
+    std::cout << app.config_to_str(/*default_also=*/false, /*write_description=*/true);
+    return 0;
+  }
 
   if (cfg.threads > 0) torch::set_num_threads(cfg.threads);
   std::string error;

@@ -3,6 +3,10 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include <unistd.h>
+
+#include <cstdio>
+#include <fstream>
 #include <map>
 #include <set>
 
@@ -10,6 +14,7 @@
 #include "device/edge_client.h"
 #include "tests/integration/child_process.h"
 #include "tests/integration/test_models.h"
+#include "tests/run_command.h"
 
 namespace splitinfer {
 namespace {
@@ -163,6 +168,62 @@ TEST(DeviceClientTest, BadArgumentsGetAClearError) {
   EXPECT_EQ(client.Wait(), 2);
   ChildProcess unknown(ClientArgs("", {"--model", "nosuch", "--split", "0"}));
   EXPECT_EQ(unknown.Wait(), 2);
+}
+
+// device_client --config: the documented example loads, the command line overrides it, and a
+// bad file stops the client with the file, line and key named.
+TEST(DeviceClientConfigTest, ExampleLoadsAndTheCommandLineOverridesIt) {
+  const std::string bin = std::string(SPLITINFER_BIN_DIR) + "/device_client";
+  const std::string example = std::string(SPLITINFER_SOURCE_DIR) + "/device/device_client.example.toml";
+  int rc = -1;
+  std::string out = test_support::RunCommand(
+      bin + " --config '" + example + "' --server 10.0.0.9:7070 --print-config 2>&1", &rc);
+  EXPECT_EQ(rc, 0) << out;
+  EXPECT_NE(out.find("server=\"10.0.0.9:7070\""), std::string::npos) << out;  // the flag won
+  EXPECT_NE(out.find("policy=\"bi\""), std::string::npos) << out;             // from the file
+  EXPECT_NE(out.find("in-flight=1"), std::string::npos) << out;
+
+  // The example, run for real against an edge: every option from the file but the address, the
+  // trace's absolute path and the small test zoo.
+  std::vector<std::string> sargs{"--models", "resnet18", "--cpu"};
+  for (auto& a : testing::SmallZooArgs()) sargs.push_back(a);
+  EdgeServerProcess server(sargs);
+  ASSERT_GT(server.port(), 0) << server.first_line();
+  ChildProcess client(ClientArgs(
+      server.address(),
+      {"--config", example, "--requests", "3", "--channel",
+       "markov-fit:" + std::string(SPLITINFER_SOURCE_DIR) + "/data/traces/B_2020.02.14_09.38.22.csv"}));
+  auto recs = ParseRecords(client.ReadAll(120s));
+  EXPECT_EQ(client.Wait(), 0);
+  ASSERT_EQ(recs.size(), 3u);
+  for (auto& r : recs) {
+    EXPECT_EQ(r["policy"], "bi") << r.dump();
+    EXPECT_TRUE(r["ok"].get<bool>()) << r.dump();
+  }
+
+  // Bad files: each names the file and line, exit 2, nothing runs.
+  const std::string dir = ::testing::TempDir();
+  const std::pair<std::string, std::string> bad[] = {
+      {"in-flight = 1.5\n", ":1: in-flight = 1.5: not an integer"},
+      {"model = \"resnet18\n", ":1:"},
+      {"# a comment\nservr = \"127.0.0.1:7070\"\n", ":2: unknown option 'servr'"},
+      {"\nin-flight = 0\n", "line 2)"},
+      {"verify = \"yes\"\n", "needs true or false"},
+  };
+  int i = 0;
+  for (const auto& [text, message] : bad) {
+    const std::string path = dir + "device_client_bad_" + std::to_string(getpid()) + "_" +
+                             std::to_string(i++) + ".toml";
+    std::ofstream(path) << text;
+    out = test_support::RunCommand(bin + " --config '" + path + "' --model mlp 2>&1", &rc);
+    EXPECT_EQ(rc, 2) << text << out;
+    EXPECT_NE(out.find(message), std::string::npos) << text << out;
+    EXPECT_NE(out.find(path), std::string::npos) << text << out;
+    std::remove(path.c_str());
+  }
+  out = test_support::RunCommand(bin + " --config /dev/zero --model mlp 2>&1", &rc);
+  EXPECT_EQ(rc, 2) << out;
+  EXPECT_NE(out.find("not a regular file"), std::string::npos) << out;
 }
 
 }  // namespace
