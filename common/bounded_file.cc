@@ -21,8 +21,7 @@ const char* KindOf(mode_t mode) {
 
 // Opens `path` without blocking (O_NONBLOCK: opening a FIFO with no writer would wait forever)
 // and checks what it is. Returns the descriptor, or -1 with *st set.
-int OpenChecked(const std::string& path, uint64_t max_bytes, const std::string& what,
-                Status* st) {
+int OpenChecked(const std::string& path, uint64_t max_bytes, const std::string& what, Status* st) {
   const std::string name = what + " " + path;
   const int fd = ::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
   if (fd < 0) {

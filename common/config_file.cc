@@ -4,8 +4,8 @@
 #include <charconv>
 #include <cmath>
 #include <cstring>
-#include <iterator>
 #include <iostream>
+#include <iterator>
 #include <sstream>
 
 #include <toml++/toml.h>

@@ -107,10 +107,10 @@ Status BlockingConnection::Connect(const std::string& host, uint16_t port, Durat
                             why.find("http request") != std::string::npos;
     return UnavailableError(
         "TLS handshake with " + host + ":" + std::to_string(port) + " failed: " + why +
-        (plain_peer ? " (the server does not speak TLS: is it started without --tls-cert? "
-                      "connect without --tls)"
-                    : " (is the server's certificate signed by --tls-ca and made for '" + name +
-                          "'?)"));
+        (plain_peer
+             ? " (the server does not speak TLS: is it started without --tls-cert? "
+               "connect without --tls)"
+             : " (is the server's certificate signed by --tls-ca and made for '" + name + "'?)"));
   }
   return Status::Ok();
 }

@@ -299,16 +299,15 @@ class Session : public std::enable_shared_from_this<Session> {
 
   // A compute thread's reply to one of this session's requests: written on the strand.
   void Deliver(uint64_t request_id, OutgoingFrame frame, Clock::time_point receipt) {
-    asio::post(stream_.get_executor(),
-               [self = shared_from_this(), request_id, frame = std::move(frame),
-                receipt]() mutable {
-                 --self->in_flight_;
-                 self->in_flight_ids_.erase(request_id);
-                 self->server_->metrics->total.ObserveMicros(MicrosSince(receipt));
-                 self->QueueWrite(std::move(frame), true);
-                 self->MaybeResumeRead();
-                 self->UpdateIdle();
-               });
+    asio::post(stream_.get_executor(), [self = shared_from_this(), request_id,
+                                        frame = std::move(frame), receipt]() mutable {
+      --self->in_flight_;
+      self->in_flight_ids_.erase(request_id);
+      self->server_->metrics->total.ObserveMicros(MicrosSince(receipt));
+      self->QueueWrite(std::move(frame), true);
+      self->MaybeResumeRead();
+      self->UpdateIdle();
+    });
   }
 
  private:
@@ -777,8 +776,8 @@ class Session : public std::enable_shared_from_this<Session> {
   // connection while replies are still in flight (a device that sent a request after the drain
   // began leaves unread bytes here, and close() then sends RST).
   void UpdateIdle() {
-    const bool idle = !closed_ && waiting_for_frame_ && Outstanding() == 0 && !writing_ &&
-                      !close_after_write_;
+    const bool idle =
+        !closed_ && waiting_for_frame_ && Outstanding() == 0 && !writing_ && !close_after_write_;
     if (!idle) {
       idle_since_ns_ = -1;
       return;
@@ -863,7 +862,7 @@ class Session : public std::enable_shared_from_this<Session> {
   std::deque<QueuedFrame> write_queue_;
   uint32_t in_flight_ = 0;
   std::set<uint64_t> in_flight_ids_;  // ids of the inference requests in in_flight_
-  std::optional<FetchRange> fetch_;  // the chunk stream being sent, if any
+  std::optional<FetchRange> fetch_;   // the chunk stream being sent, if any
   bool handshake_done_ = false;
   bool writing_ = false;
   bool read_paused_ = false;
@@ -873,7 +872,7 @@ class Session : public std::enable_shared_from_this<Session> {
   bool accepts_go_away_ = false;    // the Hello said the client reads GoAway frames
   bool draining_ = false;           // BeginDrain ran
   bool half_closed_ = false;        // the drain sent FIN; waiting for the device to close
-  bool counted_ = false;  // in EdgeServerMetrics::connected_devices
+  bool counted_ = false;            // in EdgeServerMetrics::connected_devices
   std::atomic<uint32_t> unanswered_{0};
 };
 
@@ -1272,24 +1271,24 @@ static size_t OpenSessions(EdgeServer::Impl& s) {
 }
 
 void EdgeServer::Impl::DoAccept() {
-  acceptor.async_accept(
-      asio::make_strand(io), [this](const boost::system::error_code& ec, tcp::socket socket) {
-        if (ec == asio::error::operation_aborted || !acceptor.is_open()) return;
-        if (ec) {
-          log::Warn("accept failed: " + ec.message());
-        } else {
-          auto session = std::make_shared<Session>(std::move(socket), this);
-          Status admitted = Admit(session);
-          if (!admitted.ok()) {
-            stats->connections_rejected++;
-            session->Reject(admitted);
-          } else {
-            stats->connections_accepted++;
-            session->Start();
-          }
-        }
-        DoAccept();
-      });
+  acceptor.async_accept(asio::make_strand(io),
+                        [this](const boost::system::error_code& ec, tcp::socket socket) {
+                          if (ec == asio::error::operation_aborted || !acceptor.is_open()) return;
+                          if (ec) {
+                            log::Warn("accept failed: " + ec.message());
+                          } else {
+                            auto session = std::make_shared<Session>(std::move(socket), this);
+                            Status admitted = Admit(session);
+                            if (!admitted.ok()) {
+                              stats->connections_rejected++;
+                              session->Reject(admitted);
+                            } else {
+                              stats->connections_accepted++;
+                              session->Start();
+                            }
+                          }
+                          DoAccept();
+                        });
 }
 
 // ---- EdgeServer ------------------------------------------------------------------------------

@@ -33,9 +33,9 @@ TEST(ChannelSpecTest, ParsesTheIssueExamples) {
   EXPECT_FALSE(ChannelSpec::Parse("rayleigh:snr_db=abc").ok());
   EXPECT_FALSE(ChannelSpec::Parse("trace:").ok());
   // Analytic channels need every parameter: no spec runs on silent defaults.
-  for (const char* bad : {"rayleigh", "rayleigh:", "gauss-markov", "gauss-markov:",
-                          "gauss-markov:snr_db=3", "gauss-markov:doppler_hz=5",
-                          "rayleigh:snr_db=3,snr_db=4", "rayleigh:snr_db=3,"}) {
+  for (const char* bad :
+       {"rayleigh", "rayleigh:", "gauss-markov", "gauss-markov:", "gauss-markov:snr_db=3",
+        "gauss-markov:doppler_hz=5", "rayleigh:snr_db=3,snr_db=4", "rayleigh:snr_db=3,"}) {
     Result<ChannelSpec> r = ChannelSpec::Parse(bad);
     EXPECT_FALSE(r.ok()) << bad;
     if (!r.ok()) EXPECT_EQ(r.status().code(), StatusCode::kInvalidArgument) << bad;

@@ -31,9 +31,19 @@ std::vector<std::string> Args(std::vector<std::string> extra) { return ServerArg
 
 // A device_client run of `n` requests at boundary 3, verified against a local run.
 std::vector<std::string> DeviceArgs(int n, int in_flight = 2) {
-  return {"--model",   "resnet18", "--split",   "3",    "--requests",    std::to_string(n),
-          "--verify",  "--threads", "1",        "--in-flight", std::to_string(in_flight),
-          "--deadline-ms", "10000"};
+  return {"--model",
+          "resnet18",
+          "--split",
+          "3",
+          "--requests",
+          std::to_string(n),
+          "--verify",
+          "--threads",
+          "1",
+          "--in-flight",
+          std::to_string(in_flight),
+          "--deadline-ms",
+          "10000"};
 }
 
 double Evicted(const std::map<std::string, double>& m, const std::string& reason) {
@@ -79,9 +89,10 @@ TEST(AdmissionTest, ThreeHundredIdleHellosDoNotLockOutADevice) {
   EXPECT_EQ(Metric(m, "splitinfer_edge_connections_rejected_total"), 0);
   // 300 idle + 1 device into 256 slots: at least 45 idle ones made room.
   EXPECT_GE(Evicted(m, "idle_at_limit"), 45);
-  std::printf("[admission] 300 idle Hellos + 1 device on 256 slots: %d/30 requests on the edge, "
-              "%.0f idle connections evicted, 0 refused\n",
-              c.edge, Evicted(m, "idle_at_limit"));
+  std::printf(
+      "[admission] 300 idle Hellos + 1 device on 256 slots: %d/30 requests on the edge, "
+      "%.0f idle connections evicted, 0 refused\n",
+      c.edge, Evicted(m, "idle_at_limit"));
   for (auto& s : idle) {
     boost::system::error_code ignored;
     s.close(ignored);
@@ -147,22 +158,22 @@ TEST(AdmissionTest, DribbledHelloIsCutAtTheHandshakeDeadline) {
 // slots (each for at most the handshake deadline, made long here), and a device with the token
 // is served on the edge.
 TEST(AdmissionTest, UnauthenticatedPeersHoldOnlyTheirShareOfSlots) {
-  const std::string token_path = ::testing::TempDir() + "admission_token_" + std::to_string(getpid());
+  const std::string token_path =
+      ::testing::TempDir() + "admission_token_" + std::to_string(getpid());
   std::ofstream(token_path) << "s3cret-token\n";
-  FaultServer server(Args({"--auth-token-file", token_path, "--max-connections", "16",
-                           "--max-pending-handshakes", "4", "--max-connections-per-address", "0",
-                           "--handshake-timeout-ms", "30000"}));
+  FaultServer server(
+      Args({"--auth-token-file", token_path, "--max-connections", "16", "--max-pending-handshakes",
+            "4", "--max-connections-per-address", "0", "--handshake-timeout-ms", "30000"}));
   ASSERT_GT(server.port(), 0);
   std::vector<std::unique_ptr<BlockingConnection>> silent;
   for (int i = 0; i < 40; ++i) silent.push_back(RawConnect(server.port(), /*hello=*/false));
   std::this_thread::sleep_for(1200ms);  // the silent ones are now old enough to be evicted
   EXPECT_LE(Metric(Scrape(server.admin_port()), "splitinfer_edge_connected_devices"), 4);
-  DeviceRun device(server.address(),
-                   [&] {
-                     auto a = DeviceArgs(10);
-                     a.insert(a.end(), {"--auth-token-file", token_path});
-                     return a;
-                   }());
+  DeviceRun device(server.address(), [&] {
+    auto a = DeviceArgs(10);
+    a.insert(a.end(), {"--auth-token-file", token_path});
+    return a;
+  }());
   EXPECT_EQ(device.Join(), 0);
   EXPECT_EQ(CheckExactlyOnce(device.Records(), 10, "device with the token").edge, 10);
   const auto m = Scrape(server.admin_port());
@@ -264,12 +275,14 @@ TEST(AdmissionTest, SigtermDrainDeliversEveryComputedReply) {
   // At most one window of them.
   EXPECT_LE(c.lost_in_flight, 8);
   EXPECT_GT(c.fallback, 0) << "the rest ran locally after the edge went away";
-  const std::regex drain_re(R"(drain: (\d+) request\(s\) completed during the drain, (\d+) dropped)");
+  const std::regex drain_re(
+      R"(drain: (\d+) request\(s\) completed during the drain, (\d+) dropped)");
   ASSERT_TRUE(std::regex_search(log, m, drain_re)) << log;
   EXPECT_EQ(std::stoi(m[2]), 0) << log;
-  std::printf("[drain] SIGTERM under --in-flight 8: %d computed by the edge, %d received from it, "
-              "%d run locally, %d lost in flight\n",
-              computed, c.edge, c.fallback, c.lost_in_flight);
+  std::printf(
+      "[drain] SIGTERM under --in-flight 8: %d computed by the edge, %d received from it, "
+      "%d run locally, %d lost in flight\n",
+      computed, c.edge, c.fallback, c.lost_in_flight);
 }
 
 }  // namespace

@@ -117,10 +117,10 @@ TEST_F(ConfigTest, BadConfigsStopWithAClearMessage) {
       {"print-config = true\n", "not allowed in a configuration file"},
       {"config = \"other.toml\"\n", "not allowed in a configuration file"},
       // Strict syntax and types: each names the line and the real problem.
-      {"models = \"mlp\n", ":1:"},                     // unterminated string
-      {"# ok\nmodels = \"mlp\n", ":2:"},               // ... on the line it is on
+      {"models = \"mlp\n", ":1:"},        // unterminated string
+      {"# ok\nmodels = \"mlp\n", ":2:"},  // ... on the line it is on
       {"idle-timeout-s = 1.5\n", "idle-timeout-s = 1.5: not an integer"},
-      {"log-format = text\n", ":1:"},                   // unquoted word
+      {"log-format = text\n", ":1:"},                       // unquoted word
       {"max-batch-size = 4\nmax-batch-size = 8\n", ":2:"},  // duplicate key
       {"cpu = 1\n", "cpu = 1: needs true or false"},
       {"[server]\nmodels = \"mlp\"\n", "sections are not used"},

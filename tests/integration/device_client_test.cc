@@ -174,7 +174,8 @@ TEST(DeviceClientTest, BadArgumentsGetAClearError) {
 // bad file stops the client with the file, line and key named.
 TEST(DeviceClientConfigTest, ExampleLoadsAndTheCommandLineOverridesIt) {
   const std::string bin = std::string(SPLITINFER_BIN_DIR) + "/device_client";
-  const std::string example = std::string(SPLITINFER_SOURCE_DIR) + "/device/device_client.example.toml";
+  const std::string example =
+      std::string(SPLITINFER_SOURCE_DIR) + "/device/device_client.example.toml";
   int rc = -1;
   std::string out = test_support::RunCommand(
       bin + " --config '" + example + "' --server 10.0.0.9:7070 --print-config 2>&1", &rc);
@@ -189,10 +190,10 @@ TEST(DeviceClientConfigTest, ExampleLoadsAndTheCommandLineOverridesIt) {
   for (auto& a : testing::SmallZooArgs()) sargs.push_back(a);
   EdgeServerProcess server(sargs);
   ASSERT_GT(server.port(), 0) << server.first_line();
-  ChildProcess client(ClientArgs(
-      server.address(),
-      {"--config", example, "--requests", "3", "--channel",
-       "markov-fit:" + std::string(SPLITINFER_SOURCE_DIR) + "/data/traces/B_2020.02.14_09.38.22.csv"}));
+  ChildProcess client(
+      ClientArgs(server.address(), {"--config", example, "--requests", "3", "--channel",
+                                    "markov-fit:" + std::string(SPLITINFER_SOURCE_DIR) +
+                                        "/data/traces/B_2020.02.14_09.38.22.csv"}));
   auto recs = ParseRecords(client.ReadAll(120s));
   EXPECT_EQ(client.Wait(), 0);
   ASSERT_EQ(recs.size(), 3u);
@@ -212,8 +213,8 @@ TEST(DeviceClientConfigTest, ExampleLoadsAndTheCommandLineOverridesIt) {
   };
   int i = 0;
   for (const auto& [text, message] : bad) {
-    const std::string path = dir + "device_client_bad_" + std::to_string(getpid()) + "_" +
-                             std::to_string(i++) + ".toml";
+    const std::string path =
+        dir + "device_client_bad_" + std::to_string(getpid()) + "_" + std::to_string(i++) + ".toml";
     std::ofstream(path) << text;
     out = test_support::RunCommand(bin + " --config '" + path + "' --model mlp 2>&1", &rc);
     EXPECT_EQ(rc, 2) << text << out;

@@ -137,7 +137,7 @@ inline double Metric(const std::map<std::string, double>& m, const std::string& 
 // Polls the metric until pred(value) or the timeout; returns the last value.
 template <typename Pred>
 inline double WaitForMetric(int admin_port, const std::string& key, Pred pred,
-                     std::chrono::milliseconds timeout = 10s) {
+                            std::chrono::milliseconds timeout = 10s) {
   const auto give_up = Clock::now() + timeout;
   double v = Metric(Scrape(admin_port), key);
   while (!pred(v) && Clock::now() < give_up) {
@@ -282,7 +282,7 @@ inline std::unique_ptr<BlockingConnection> RawConnect(uint16_t port, bool hello)
 // (kDeadlineExceeded when nothing ended the connection within `timeout`); *frames counts whole
 // frames read before the close.
 inline Status ReadUntilClosed(BlockingConnection& c, std::chrono::milliseconds timeout,
-                       int* frames = nullptr) {
+                              int* frames = nullptr) {
   const auto give_up = Clock::now() + timeout;
   FrameLimits limits;
   while (true) {

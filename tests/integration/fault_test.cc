@@ -681,7 +681,6 @@ TEST(FaultTest, GarbageFramesAreRefusedWhileAGoodClientRuns) {
 
 // ---- 5. 1000 idle connections -----------------------------------------------------------------
 
-
 TEST(FaultTest, ThousandIdleConnectionsCostBoundedMemory) {
   constexpr int kIdle = 1000;
   // This process holds 1000 sockets, the server 1000 more: raise the soft fd limit (the server,
@@ -699,9 +698,9 @@ TEST(FaultTest, ThousandIdleConnectionsCostBoundedMemory) {
   }
   // All from 127.0.0.1, 100 handshakes at a time, held idle: admission's per-address cap,
   // handshake cap and crowded-idle limit are lifted (admission_test covers them).
-  FaultServer server(ServerArgs({"--max-connections", "1100", "--max-connections-per-address", "0",
-                                 "--max-pending-handshakes", "1100", "--crowded-idle-timeout-s",
-                                 "3600"}));
+  FaultServer server(
+      ServerArgs({"--max-connections", "1100", "--max-connections-per-address", "0",
+                  "--max-pending-handshakes", "1100", "--crowded-idle-timeout-s", "3600"}));
   ASSERT_GT(server.port(), 0);
   ASSERT_GT(server.admin_port(), 0);
   const pid_t pid = server.process().pid();
