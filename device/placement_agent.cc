@@ -92,11 +92,12 @@ Result<std::shared_ptr<const Placed>> PlacementAgent::MakePlaced(
   decision::ModelProfile profile = options_.profile;
   for (size_t i = 0; i < pv.manifest.units.size(); ++i)
     profile.units[i].param_bytes = pv.manifest.units[i].bytes;
-  auto cost = decision::CostModel::Create(std::move(profile), options_.cost);
+  auto cost = decision::CostModel::Create(std::move(profile), options_.cost, options_.codecs);
   if (!cost.ok()) return cost.status();
   LiveDecisionOptions live = options_.live;
   live.horizon = static_cast<int>(pv.m);
-  auto decision = LiveDecision::FromLaw(*cost, options_.law, live);
+  auto decision = options_.make_decision ? options_.make_decision(*cost, live)
+                                         : LiveDecision::FromLaw(*cost, options_.law, live);
   if (!decision.ok()) return decision.status();
   auto placed = std::make_shared<Placed>();
   placed->model = pv.model;
@@ -257,7 +258,10 @@ Result<UpdateReport> PlacementAgent::Update() {
   if (held && held->version == reply->version() && held->m == m) return report;  // nothing new
 
   SPLITINFER_RETURN_IF_ERROR(store_.Prepare(*manifest));
-  SPLITINFER_RETURN_IF_ERROR(Download(*manifest, m, &report));
+  downloading_.store(true);
+  Status downloaded = Download(*manifest, m, &report);
+  downloading_.store(false);
+  SPLITINFER_RETURN_IF_ERROR(downloaded);
   report.download_energy_j = options_.cost.p_rx_w * report.download_s;
   report.download_cost =
       (options_.cost.w_energy * options_.cost.p_rx_w + options_.cost.w_time) * report.download_s;
@@ -275,82 +279,6 @@ Result<UpdateReport> PlacementAgent::Update() {
   Status gc = store_.GarbageCollect(options_.model);
   if (!gc.ok()) log::Warn("placement: " + gc.ToString());
   return report;
-}
-
-Result<PlacedResult> RunPlaced(const Placed& p, const at::Tensor& input,
-                               const std::function<double()>& observe, EdgeClient* edge,
-                               double device_slowdown, uint64_t request_id) {
-  c10::InferenceMode guard;
-  const LiveDecision& d = *p.decision;
-  const size_t n = p.net->num_units();
-  PlacedResult r;
-  r.version = p.version;
-  at::Tensor x = input;
-  size_t l = 0;
-  for (;; ++l) {
-    const int s = d.StateOf(observe());
-    if (l == 0) r.first_state = s;
-    r.stop_state = s;
-    if (l >= n || d.Stop(static_cast<int>(l), s, r.first_state)) break;
-    const auto t = Clock::now();
-    auto y = p.net->RunRangeChecked(x, l, l + 1);  // refuses units beyond M
-    if (!y.ok()) return y.status();
-    x = std::move(*y);
-    if (device_slowdown > 1.0) {
-      std::this_thread::sleep_until(
-          t + std::chrono::duration_cast<Clock::duration>((Clock::now() - t) * device_slowdown));
-    }
-    r.device_s += SecondsSince(t);
-  }
-  r.boundary = l;
-  if (l == n) {
-    r.output = x;
-    return r;
-  }
-  Status st = edge ? Status::Ok() : UnavailableError("no edge server");
-  if (st.ok() && !edge->Reusable()) {
-    edge->Close();
-    st = edge->Connect();
-  }
-  if (st.ok()) {
-    wire::InferRequest req;
-    req.set_request_id(request_id);
-    req.set_model(p.model);
-    req.set_model_version(p.version);  // exactly the placed version: never a mix
-    req.set_boundary(static_cast<uint32_t>(l));
-    const auto t_send = Clock::now();
-    st = edge->SendRequest(req, x.contiguous());
-    r.send_s = SecondsSince(t_send);
-    r.bytes_sent = x.nbytes();
-    if (st.ok()) {
-      const auto t_sent = Clock::now();
-      auto reply = edge->ReadReply();
-      r.edge_wait_s = SecondsSince(t_sent);
-      if (reply.ok() && reply->status.ok()) {
-        if (reply->model_version != p.version) {
-          return InternalError("the edge ran version " + std::to_string(reply->model_version) +
-                               " for a request on version " + std::to_string(p.version));
-        }
-        r.output = reply->output;
-        r.on_edge = true;
-        return r;
-      }
-      st = reply.ok() ? reply->status : reply.status();
-      if (reply.ok() && st.code() == StatusCode::kNotFound) return st;  // re-plan
-    }
-  }
-  // The edge is gone: finish here if this device holds every unit.
-  if (p.m < n) {
-    return UnavailableError("the edge is unreachable (" + st.ToString() + ") and units " +
-                            std::to_string(p.m + 1) + ".." + std::to_string(n) +
-                            " are not stored on this device");
-  }
-  const auto t = Clock::now();
-  auto y = p.net->RunRangeChecked(x, l, n);
-  if (!y.ok()) return y.status();
-  r.device_s += SecondsSince(t);
-  r.output = std::move(*y);
-  return r;
 }
 
 }  // namespace splitinfer

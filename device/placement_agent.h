@@ -23,6 +23,7 @@
 // swap never mixes versions within an inference.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <functional>
@@ -52,6 +53,14 @@ struct PlacementAgentOptions {
   decision::CostOptions cost;
   decision::ChannelLaw law;  // the uplink law announced to the planner and used by the policy
   LiveDecisionOptions live;  // the inference path's policy; its horizon is set to the placed M
+  // The wire options (codecs) the policy may choose at a stop (empty: float32 only).
+  std::vector<decision::WireOption> codecs;
+  // Builds the placed version's table from its cost model and `live` (horizon M set); null:
+  // LiveDecision::FromLaw over `law`. device_client fits series channels here exactly as its
+  // other policies (LiveDecision::FromSeries).
+  std::function<Result<std::shared_ptr<const LiveDecision>>(const decision::CostModel& cost,
+                                                            const LiveDecisionOptions& live)>
+      make_decision;
   int64_t storage_budget_bytes = 0;  // 0: unlimited
   double inferences_per_version = 1000.0;
   bool one_stage_lookahead = false;
@@ -103,6 +112,8 @@ class PlacementAgent {
   Result<UpdateReport> Update();
   // The placement inferences use now (null before the first successful Update/LoadFromStore).
   std::shared_ptr<const Placed> Current() const;
+  // Whether Update is downloading units now (any thread).
+  bool downloading() const { return downloading_.load(); }
 
   const PlacementAgentOptions& options() const { return options_; }
 
@@ -117,26 +128,7 @@ class PlacementAgent {
   UnitStore store_;
   EdgeClient client_;
   std::shared_ptr<const Placed> current_;  // atomic_load / atomic_store only
+  std::atomic<bool> downloading_{false};
 };
-
-// One inference on a placement: units 1..k on the device while the policy continues (k <= M),
-// then units k+1..N on the edge for p.version. `observe` gives the uplink rate the policy sees
-// (emulated bit/s). Without an edge (edge == nullptr or unreachable) an inference that stopped
-// at k < N finishes locally only when M = N; otherwise kUnavailable. A version the edge no
-// longer serves gives kNotFound: re-plan (PlacementAgent::Update) and run again.
-struct PlacedResult {
-  at::Tensor output;
-  uint32_t version = 0;
-  size_t boundary = 0;  // k
-  bool on_edge = false;
-  double device_s = 0;     // running units here (slowdown included)
-  double send_s = 0;       // writing the request (paced by the uplink emulator)
-  double edge_wait_s = 0;  // sent to reply
-  uint64_t bytes_sent = 0;
-  int first_state = 0, stop_state = 0;
-};
-Result<PlacedResult> RunPlaced(const Placed& p, const at::Tensor& input,
-                               const std::function<double()>& observe, EdgeClient* edge,
-                               double device_slowdown = 1.0, uint64_t request_id = 1);
 
 }  // namespace splitinfer

@@ -13,7 +13,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install_deps.sh
-scripts/build.sh >/dev/null
+# Only the two programs the demo runs (and the libraries they need): not the tests, benchmarks
+# and tools that scripts/test.sh builds.
+TARGETS="edge_server device_client" scripts/build.sh >/dev/null
 source scripts/lib/edge_server.sh
 
 models=(${MODELS:-resnet18 mobilenetv2})
@@ -90,4 +92,6 @@ done | awk -v tol=0.10 '
 echo "(live/sim: realized / simulated cost of the same decisions on the same channel paths)"
 echo "Full replays with plots:"
 echo "scripts/replay.sh TRACE [MODEL] (docs/live.md, docs/results.md)"
+echo "The device with model placement, a version update, and the edge killed mid-download:"
+echo "scripts/lifecycle.sh (docs/placement.md)"
 exit $status

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Early exits live (issue 9): the controllers of scripts/exits.sh (os, rl, fixed, bi) driving
+# Early exits live: the controllers of scripts/exits.sh (os, rl, fixed, bi) driving
 # digits_branchy on held-out digits against a real edge_server on loopback, on the same three
 # real traces, with the simulator's cost of the same decisions beside each live figure.
 #   scripts/exits_live.sh                      300 inferences per controller and trace
@@ -7,7 +7,7 @@
 # Knobs: BUILD_DIR (build), SLOWDOWN (100), AW (accuracy weight, 0.1), EPISODES (300),
 # TRAIN (RL training inferences, 20000), SEED (1), OUT (the summaries live_<trace>.json; default
 # BUILD_DIR/reports/exits, i.e. build/reports/exits; scripts/exits.sh passes its OUT), LEDGER_DIR (a
-# temporary folder: one JSON line per inference, exits_client --json-out). It writes into docs/
+# temporary folder: one JSON line per inference, device_client --ledger). It writes into docs/
 # only when told to; the committed summaries are regenerated with
 #   OUT=docs/figures/exits_data scripts/exits_live.sh
 # Trains the model with build/bin/train_exits defaults into models/digits_branchy.pt when missing
@@ -16,7 +16,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export BUILD_DIR=${BUILD_DIR:-build}
 bin=$BUILD_DIR/bin
-for t in edge_server exits_client train_exits; do
+for t in edge_server device_client train_exits; do
   [[ -x "$bin/$t" ]] || ninja -C "$BUILD_DIR" "$t" >/dev/null
 done
 source scripts/lib/edge_server.sh
@@ -40,10 +40,10 @@ echo "exits_live.sh: $(date -u '+%Y-%m-%d %H:%M UTC'), $(lscpu | sed -n 's/^Mode
 echo "edge_server $EDGE_ADDR (CPU); slowdown $slowdown, accuracy weight $aw, $episodes live inferences per controller, RL $train training inferences, seed $seed"
 for t in norway_car_7 norway_tram_1 B_2020.02.14_09.38.22.csv; do
   name=${t%%.*}
-  "$bin/exits_client" --server "$EDGE_ADDR" --weights "$weights" --channel "trace:data/traces/$t" \
-    --controllers os,rl,fixed,bi --slowdown "$slowdown" --accuracy-weight "$aw" \
-    --episodes "$episodes" --train-steps "$train" --seed "$seed" \
-    --json-out "${LEDGER_DIR:-$tmp}/live_$name.jsonl" --summary-json "$out/live_$name.json" >/dev/null
+  "$bin/device_client" --server "$EDGE_ADDR" --exits os,rl,fixed,bi --weights "$weights" \
+    --channel "trace:data/traces/$t" --device-slowdown "$slowdown" --accuracy-weight "$aw" \
+    --requests "$episodes" --train-steps "$train" --seed "$seed" \
+    --ledger "${LEDGER_DIR:-$tmp}/live_$name.jsonl" --summary-json "$out/live_$name.json" >/dev/null
   /usr/bin/python3 - "$out/live_$name.json" <<'PY'
 import json, sys
 r = json.load(open(sys.argv[1]))

@@ -1,25 +1,37 @@
 #!/usr/bin/env bash
-# Model placement live (issue 7): a device through several version updates at different R
-# (inferences per version) and uplinks, against one edge_server serving a model repository.
+# Model placement live: a device through several version updates at different R (inferences per
+# version) and uplinks, against one edge_server serving a model repository.
 #
 #   scripts/placement.sh [MODEL]          (default resnet18)
 #
-# For each scenario (R, channel) a fresh device (empty store) runs build/bin/device_placement for
-# UPDATES rounds. Before each round after the first, this script publishes a new version on the
-# edge (model_repo perturb: the old weights plus noise, standing in for retraining); the edge
-# picks it up while running; the device re-plans, downloads the units it lacks in verified chunks
-# over an emulated downlink (DOWNLINK_MBPS), swaps, and runs INFERENCES inferences on the new
-# placement over the emulated uplink. Printed per round: version, M chosen, bytes downloaded,
-# download time (and the planner's prediction), download energy and cost D(M) (and predicted),
-# the mean inference cost after the swap (and the planner's E[V_0^(M)]), and planner time.
-# Writes OUT/rounds.jsonl and OUT/table.txt; with PLOT=1 also OUT/placement_sweep.json and
-# OUT/placement_m_star.png, M* against R and against the mean uplink rate from split_sim's planner
-# (scripts/placement_sweep.sh; docs/figures/placement_m_star.png is that figure). Without
-# python3-matplotlib, PLOT=1 says so at the start and writes the JSON, not the figure
-# (scripts/install_deps.sh --plots installs it).
+# For each scenario (R, channel) a fresh device (empty store) runs build/bin/device_client
+# --store --policy bi --channel CHANNEL --requests REQUESTS in the background: its placement loop
+# plans with the edge, downloads the units the planner places in verified chunks over an emulated
+# downlink (DOWNLINK_MBPS) and swaps, while its inference loop goes on over the emulated uplink.
+# Each time the ledger shows INFERENCES inferences on the newest version, this script publishes
+# the next one on the edge (model_repo perturb: the old weights plus noise, standing in for
+# retraining), until the scenario has seen UPDATES versions; the edge picks each up while running
+# and the device re-plans, downloads and swaps. Printed per version (one placement round that
+# changed what the device holds): version, M chosen, bytes downloaded, download time (and
+# 8 x bytes / downlink rate), download energy and cost D(M) (and the planner's prediction), the
+# number n and mean realized cost of the inferences that ran on that version (and the planner's
+# E[V_0^(M)]), and planner time.
 #
-# Environment: UPDATES (3), INFERENCES (10), SLOWDOWN (5), DOWNLINK_MBPS (50), INPUT_SIZE (224),
-# SCENARIOS ("R:CHANNEL ..."), OUT (build/placement/<model>), BUILD (1: build first).
+# The device runs REQUESTS inferences in all (default UPDATES x INFERENCES), those that run on the
+# old version while the next one downloads included: with a long download (0 dB: all units) the
+# last version may get fewer than INFERENCES, and the script says so (raise REQUESTS).
+#
+# Writes OUT/ledger-<R>-<channel>.jsonl (device_client --ledger: one line per inference, per
+# placement round and the run's summary), OUT/rounds.jsonl (the rounds that changed the placement,
+# each with its scenario and the inferences on its version) and OUT/table.txt; with PLOT=1 also
+# OUT/placement_sweep.json and OUT/placement_m_star.png, M* against R and against the mean uplink
+# rate from split_sim's planner (scripts/placement_sweep.sh; docs/figures/placement_m_star.png is
+# that figure). Without python3-matplotlib, PLOT=1 says so at the start and writes the JSON, not
+# the figure (scripts/install_deps.sh --plots installs it).
+#
+# Environment: UPDATES (3), INFERENCES (10), REQUESTS (UPDATES x INFERENCES), SLOWDOWN (5),
+# DOWNLINK_MBPS (50), INPUT_SIZE (224), PERIOD_S (0.2, --placement-period-s), SCENARIOS
+# ("R:CHANNEL ..."), OUT (build/placement/<model>), BUILD (1: build first).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 model=${1:-resnet18}
@@ -29,15 +41,24 @@ if [[ -n "${PLOT:-}" ]]; then
 fi
 if [[ "${BUILD:-1}" == 1 ]]; then
   scripts/install_deps.sh
-  scripts/build.sh >/dev/null
+  TARGETS="edge_server device_client model_repo split_sim" scripts/build.sh >/dev/null
 fi
 source scripts/lib/edge_server.sh
 bin=${BUILD_DIR:-build}/bin
 out=${OUT:-${BUILD_DIR:-build}/placement/$model}
 mkdir -p "$out"
 work=$(mktemp -d)
-trap 'stop_edge_server; rm -rf "$work"' EXIT
+dev=
+cleanup() {
+  [[ -n "$dev" ]] && kill "$dev" 2>/dev/null
+  stop_edge_server
+  rm -rf "$work"
+}
+trap cleanup EXIT
 updates=${UPDATES:-3}
+inferences=${INFERENCES:-10}
+requests=${REQUESTS:-$((updates * inferences))}
+downlink=${DOWNLINK_MBPS:-50}
 input_size=${INPUT_SIZE:-224}
 zoo=(--input-size "$input_size")
 scenarios=${SCENARIOS:-"1:rayleigh:snr_db=0 100:rayleigh:snr_db=0 10000:rayleigh:snr_db=0 100:rayleigh:snr_db=20 10000:rayleigh:snr_db=20"}
@@ -48,26 +69,34 @@ version=1
 start_edge_server "$work" --model-repo "$repo" --repo-poll-ms 100 --retire-grace-s 5 \
   "${zoo[@]}" --intra-op-threads 1 --cpu
 echo "placement: $model at ${input_size}x${input_size}, edge_server on $EDGE_ADDR serving $repo"
-echo "device: this machine, 1 thread, ${SLOWDOWN:-5}x slowdown; downlink ${DOWNLINK_MBPS:-50} Mbit/s emulated"
+echo "device: this machine, 1 thread, ${SLOWDOWN:-5}x slowdown; downlink $downlink Mbit/s emulated;" \
+  "$requests inferences per scenario, a new version after $inferences on the newest"
+
+# Inference records of version $2 in ledger $1.
+on_version() { grep '"request_id"' "$1" 2>/dev/null | grep -c "\"version\":$2[,}]" || true; }
+
 : >"$out/rounds.jsonl"
 {
-  printf '%-7s %-20s %5s %3s %3s %9s %9s %9s %9s %9s %9s %9s %9s %9s\n' R channel round v M \
+  printf '%-7s %-20s %5s %3s %3s %5s %9s %9s %9s %9s %9s %9s %9s %9s %9s\n' R channel round v M n \
     MB dl_s pred_s dl_J 'D(M)' pred 'E[cost]' pred planner_us
   for sc in $scenarios; do
     r=${sc%%:*}
     channel=${sc#*:}
-    store=$work/store-$r-${channel//[:=]/_}
-    rounds=$work/rounds-$r-${channel//[:=]/_}.jsonl
-    "$bin/device_placement" --server "$EDGE_ADDR" --model "$model" "${zoo[@]}" --store "$store" \
-      --channel "$channel" --inferences-per-version "$r" --device-slowdown "${SLOWDOWN:-5}" \
-      --downlink-mbps "${DOWNLINK_MBPS:-50}" --updates "$updates" \
-      --inferences "${INFERENCES:-10}" --json --wait-s 120 --check-every-ms 100 >"$rounds" \
-      2>"$work/device.err" &
+    tag=$r-${channel//[:=]/_}
+    store=$work/store-$tag
+    ledger=$out/ledger-$tag.jsonl
+    rm -f "$ledger"
+    "$bin/device_client" --server "$EDGE_ADDR" --model "$model" "${zoo[@]}" --store "$store" \
+      --policy bi --channel "$channel" --requests "$requests" --threads 1 \
+      --device-slowdown "${SLOWDOWN:-5}" --inferences-per-version "$r" \
+      --downlink-mbps "$downlink" --placement-period-s "${PERIOD_S:-0.2}" \
+      --placement-wait-s 120 --ledger "$ledger" --json >"$work/device.out" 2>"$work/device.err" &
     dev=$!
+    # The scenario's first version is the newest on the edge; publish the next one each time
+    # the newest has INFERENCES inferences in the ledger (not after the last).
     for ((k = 1; k <= updates; k++)); do
-      # Wait for round k-1 to be printed, then publish the next version (not after the last).
-      while [[ $(wc -l <"$rounds") -lt $k ]]; do
-        kill -0 "$dev" 2>/dev/null || { cat "$work/device.err" >&2; exit 1; }
+      while (($(on_version "$ledger" "$version") < inferences)); do
+        kill -0 "$dev" 2>/dev/null || break 2  # the run is over: no more versions
         sleep 0.1
       done
       if ((k < updates)); then
@@ -76,21 +105,45 @@ echo "device: this machine, 1 thread, ${SLOWDOWN:-5}x slowdown; downlink ${DOWNL
         version=$((version + 1))
       fi
     done
-    wait "$dev" || { cat "$work/device.err" >&2; exit 1; }
-    cat "$rounds" >>"$out/rounds.jsonl"
-    /usr/bin/python3 - "$rounds" "$r" "$channel" <<'PY'
-import json, sys
-path, r, channel = sys.argv[1:4]
-for line in open(path):
-    j = json.loads(line)
-    print(f"{r:<7} {channel:<20} {j['round']:5d} {j['version']:3d} {j['m']:3d} "
-          f"{j['bytes_downloaded']/1e6:9.2f} {j['download_s']:9.3f} {j['predicted_download_s']:9.3f} "
-          f"{j['download_energy_j']:9.3f} {j['download_cost']:9.3f} {j['predicted_download_cost']:9.3f} "
-          f"{j['mean_inference_cost']:9.4f} {j['predicted_inference_cost']:9.4f} {j['planner_us']:9d}")
-PY
+    rc=0
+    wait "$dev" || rc=$?
+    dev=
+    ((rc == 0)) || { echo "placement: device_client exited $rc" >&2; cat "$work/device.err" >&2; exit 1; }
+    # One row per round that changed the placement. Placement lines and inference records are
+    # single-line JSON objects with unique keys (the inference's nested cost has the only "total").
+    awk -v r="$r" -v channel="$channel" -v mbps="$downlink" -v want="$inferences" \
+      -v rounds="$out/rounds.jsonl" '
+      function num(key,   s) {
+        if (!match($0, "\"" key "\":[^,}]*")) return ""
+        s = substr($0, RSTART, RLENGTH)
+        sub(/^"[^"]*":/, "", s)
+        return s
+      }
+      /"request_id"/ { v = num("version"); n[v]++; cost[v] += num("total"); next }
+      /"event":"placement"/ && /"ok":false/ { failed++; next }
+      /"event":"placement"/ && /"changed":true/ { rows[++nr] = $0; next }
+      END {
+        for (i = 1; i <= nr; i++) {
+          $0 = rows[i]
+          v = num("version"); b = num("bytes_downloaded")
+          mean = n[v] > 0 ? sprintf("%9.4f", cost[v] / n[v]) : sprintf("%9s", "-")
+          printf "%-7s %-20s %5d %3d %3d %5d %9.2f %9.3f %9.3f %9.3f %9.3f %9.3f %s %9.4f %9.0f\n",
+            r, channel, i, v, num("m"), n[v], b / 1e6, num("download_s"), 8 * b / (mbps * 1e6),
+            num("download_energy_j"), num("download_cost"), num("predicted_download_cost"), mean,
+            num("predicted_inference_cost"), num("planner_us")
+          line = $0
+          sub(/^[{]/, "{\"r\":" r ",\"channel\":\"" channel "\",\"round\":" i ",\"inferences_on_version\":" (n[v] + 0) \
+            ",\"mean_inference_cost\":" (n[v] > 0 ? cost[v] / n[v] : "null") ",", line)
+          print line >>rounds
+          if (n[v] < want)
+            printf "placement: v%d ran %d < %d inferences (the rest ran on older versions during downloads; raise REQUESTS)\n",
+              v, n[v], want >"/dev/stderr"
+        }
+        if (failed) printf "placement: %d placement round(s) failed (see the ledger)\n", failed >"/dev/stderr"
+      }' "$ledger"
   done
 } | tee "$out/table.txt"
-echo "placement: wrote $out/rounds.jsonl and $out/table.txt"
+echo "placement: wrote $out/ledger-*.jsonl, $out/rounds.jsonl and $out/table.txt"
 if [[ -n "${PLOT:-}" ]]; then
   # M* against R and against the mean uplink, from split_sim's planner (the planner the edge runs).
   if [[ $PLOTS == 1 ]]; then

@@ -115,6 +115,25 @@ Result<ModelProfile> LoadProfile(const std::string& path) {
   return ParseProfileJson(*text, path);
 }
 
+double CostOptions::DevicePowerW() const {
+  return energy_model == EnergyModel::kPower ? device_power_w
+                                             : kappa * std::pow(device_freq_hz, 3);  // kappa f^2 f
+}
+
+PricedInference PriceInference(const CostOptions& o, const InferenceSpend& s) {
+  PricedInference p;
+  const double device_j = std::isnan(s.device_j) ? o.DevicePowerW() * s.device_s : s.device_j;
+  const double edge_s = s.edge_queue_s + s.edge_compute_s + s.download_s;
+  p.energy_j = device_j + o.p_tx_w * s.upload_s;
+  p.latency_s = s.device_s + s.upload_s + edge_s;
+  p.device = o.w_energy * device_j + o.w_time * s.device_s;
+  p.transfer = (o.w_energy * o.p_tx_w + o.w_time) * s.upload_s;
+  p.edge = o.w_time * edge_s;
+  p.penalty = s.penalty;
+  p.total = p.device + p.transfer + p.edge + p.penalty;
+  return p;
+}
+
 bool CostOptions::IsValid(std::string* error) const {
   auto fail = [&](const std::string& name, double v, const std::string& rule) {
     if (error) *error = name + " must be " + rule + " (got " + Num(v) + ")";
@@ -284,10 +303,7 @@ Result<CostModel> CostModel::Create(ModelProfile profile, CostOptions options,
   for (int l = 0; l < n; ++l) {
     const double t = profile.units[l].time_ms * 1e-3 * options.device_slowdown;
     m.device_time_s_(l) = t;
-    m.device_energy_j_(l) =
-        options.energy_model == EnergyModel::kPower
-            ? options.device_power_w * t
-            : options.kappa * std::pow(options.device_freq_hz, 3) * t;  // kappa f^2 (f t)
+    m.device_energy_j_(l) = options.DevicePowerW() * t;
     m.continue_cost_(l) = options.w_energy * m.device_energy_j_(l) + options.w_time * t;
     m.cum_continue_(l + 1) = m.cum_continue_(l) + m.continue_cost_(l);
     m.cum_param_bytes_[l + 1] = m.cum_param_bytes_[l] + profile.units[l].param_bytes;

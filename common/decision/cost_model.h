@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstdint>
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -87,12 +88,41 @@ struct CostOptions {
   double fidelity_weight = 0.0;
 
   bool IsValid(std::string* error) const;
+  // The device's power while it computes (W): device_power_w, or kappa f^3 under kCmos.
+  double DevicePowerW() const;
   // Reads the keys above from a JSON object; an unknown key or a wrong type is an error that
   // names the key. Missing keys keep their defaults. Validates the result.
   static Result<CostOptions> FromJson(const nlohmann::json& j);
   static Result<CostOptions> Load(const std::string& path);
   nlohmann::json ToJson() const;
 };
+
+// What one inference spent, measured on a live device or modelled by a simulator (seconds,
+// joules). The single definition of an inference's realized cost (docs/live.md, "The ledger"):
+// the device ledger, the early-exit simulator and the tests price inferences with
+// PriceInference, so a live figure and a simulated one are the same sum of the same parts.
+struct InferenceSpend {
+  double device_s = 0.0;  // running units (heads and encoding included) on the device
+  // Energy of that work; NaN: DevicePowerW() x device_s (a simulator passes its per-unit sum).
+  double device_j = std::numeric_limits<double>::quiet_NaN();
+  double upload_s = 0.0;        // sending the tensor at the split, radio at p_tx_w
+  double edge_queue_s = 0.0;    // the request waiting in the edge's queue
+  double edge_compute_s = 0.0;  // the edge running the rest (decoding included)
+  double download_s = 0.0;      // the rest of the wait for the answer (reply on the wire)
+  double penalty = 0.0;         // cost units added as they are (e.g. a wrong answer)
+};
+
+struct PricedInference {
+  double energy_j = 0.0;   // device_j + p_tx_w upload_s
+  double latency_s = 0.0;  // every time part
+  double device = 0.0;     // w_E device_j + w_T device_s
+  double transfer = 0.0;   // (w_E p_tx_w + w_T) upload_s
+  double edge = 0.0;       // w_T (queue + compute + download)
+  double penalty = 0.0;
+  double total = 0.0;  // device + transfer + edge + penalty = w_E energy_j + w_T latency_s + penalty
+};
+
+PricedInference PriceInference(const CostOptions& options, const InferenceSpend& spend);
 
 // The per-boundary numbers the solvers need, for one profile and one set of options.
 class CostModel {

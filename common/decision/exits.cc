@@ -246,15 +246,16 @@ InferenceOutcome Walk(const ExitModel& m, const ExitSample& sample, const Channe
   InferenceOutcome r;
   r.exit = answer;
   r.correct = sample.Correct(answer);
-  double time = 0.0, energy = 0.0;
+  InferenceSpend spend;  // priced by PriceInference, as a live inference's ledger is
+  spend.device_j = 0.0;
   for (int l = 0; l <= n; ++l) {
     if (l > 0) {
-      time += cost.DeviceTime(l);
-      energy += cost.DeviceEnergy(l);
+      spend.device_s += cost.DeviceTime(l);
+      spend.device_j += cost.DeviceEnergy(l);
       const int e = m.ExitAt(l);
       if (e >= 0 && ExitActive(t, e, ne)) {
-        time += m.HeadDeviceTime(e);
-        energy += m.HeadDeviceEnergy(e);
+        spend.device_s += m.HeadDeviceTime(e);
+        spend.device_j += m.HeadDeviceEnergy(e);
       }
       if (l == answer_at) break;  // answered on the device
     }
@@ -264,18 +265,20 @@ InferenceOutcome Walk(const ExitModel& m, const ExitSample& sample, const Channe
     ExitObservation obs{l, path.state[l], path.rate_bps[l]};
     if (!offload(obs)) continue;
     r.offload_boundary = l;
-    time += tx + o.edge_queue_ms * 1e-3;
-    energy += o.p_tx_w * tx;
+    spend.upload_s = tx;
+    spend.edge_queue_s = o.edge_queue_ms * 1e-3;
     for (int u = l + 1; u <= answer_at; ++u) {
-      time += m.UnitEdgeTime(u);
+      spend.edge_compute_s += m.UnitEdgeTime(u);
       const int e = m.ExitAt(u);
-      if (e >= 0 && ExitActive(t, e, ne)) time += m.HeadEdgeTime(e);
+      if (e >= 0 && ExitActive(t, e, ne)) spend.edge_compute_s += m.HeadEdgeTime(e);
     }
     break;
   }
-  r.latency_s = time;
-  r.energy_j = energy;
-  r.cost = o.w_energy * energy + o.w_time * time + (r.correct ? 0.0 : m.accuracy_weight());
+  spend.penalty = r.correct ? 0.0 : m.accuracy_weight();
+  const PricedInference priced = PriceInference(o, spend);
+  r.latency_s = priced.latency_s;
+  r.energy_j = priced.energy_j;
+  r.cost = priced.total;
   return r;
 }
 

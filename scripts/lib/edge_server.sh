@@ -1,11 +1,12 @@
 # Sourced by the scripts that need a live edge_server on loopback.
 #   start_edge_server LOG_DIR [edge_server args...]
-# Starts build/bin/edge_server on 127.0.0.1 port 0 and waits for its "listening HOST:PORT" line;
+# Starts build/bin/edge_server on 127.0.0.1 port 0 (EDGE_LISTEN=HOST:PORT: there instead, e.g. to
+# restart an edge where its devices expect it) and waits for its "listening HOST:PORT" line;
 # sets EDGE_PID and EDGE_ADDR. stop_edge_server sends SIGTERM and waits. Callers trap EXIT.
 start_edge_server() {
   local log=$1
   shift
-  "${BIN:-${BUILD_DIR:-build}/bin}/edge_server" --listen 127.0.0.1:0 "$@" \
+  "${BIN:-${BUILD_DIR:-build}/bin}/edge_server" --listen "${EDGE_LISTEN:-127.0.0.1:0}" "$@" \
     >"$log/server.out" 2>"$log/server.err" &
   EDGE_PID=$!
   for _ in $(seq 600); do

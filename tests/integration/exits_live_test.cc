@@ -1,7 +1,7 @@
 // Early exits through the real edge_server (issue 9): the edge evaluates the exits after the
 // split with the request's thresholds and says which exit answered; with exits disabled (or no
 // thresholds) it gives the plain split path's outputs; bad exit requests are refused and the
-// server keeps serving; exits_client drives every controller live and loses no inference, with
+// server keeps serving; device_client --exits drives every controller live and loses no inference, with
 // or without an edge.
 #include <fcntl.h>
 #include <sys/file.h>
@@ -249,7 +249,9 @@ std::vector<nlohmann::json> ReadLedger(const std::string& path) {
 std::vector<std::string> ClientArgs(const std::string& server, const std::string& weights,
                                     const std::string& ledger, const std::string& summary,
                                     int episodes) {
-  return {kBin + "/exits_client",
+  return {kBin + "/device_client",
+          "--exits",
+          "os,fixed,bi,rl",
           "--server",
           server,
           "--weights",
@@ -262,25 +264,23 @@ std::vector<std::string> ClientArgs(const std::string& server, const std::string
           kSource + "/data/profiles/digits_branchy.json",
           "--channel",
           "trace:" + kSource + "/data/traces/norway_car_7",
-          "--controllers",
-          "os,fixed,bi,rl",
           "--train-steps",
           "1500",
-          "--slowdown",
+          "--device-slowdown",
           "100",
           "--accuracy-weight",
           "0.1",
-          "--episodes",
+          "--requests",
           std::to_string(episodes),
           "--io-timeout-ms",
           "3000",
-          "--json-out",
+          "--ledger",
           ledger,
           "--summary-json",
           summary};
 }
 
-TEST_F(ExitsLiveTest, ExitsClientRunsEveryControllerAgainstTheEdge) {
+TEST_F(ExitsLiveTest, DeviceClientRunsEveryExitControllerAgainstTheEdge) {
   EdgeServerProcess server({"--models", "digits_branchy=" + weights(), "--cpu"});
   ASSERT_GT(server.port(), 0) << server.first_line();
   const std::string ledger = ::testing::TempDir() + "/exits_ledger.jsonl";
@@ -297,7 +297,7 @@ TEST_F(ExitsLiveTest, ExitsClientRunsEveryControllerAgainstTheEdge) {
     const std::string c = r["controller"];
     ++per_controller[c];
     const std::string on = r["completed_on"];
-    EXPECT_TRUE(on == "edge" || on == "device_exit" || on == "device_final") << r.dump();
+    EXPECT_TRUE(on == "edge" || on == "device_exit" || on == "local") << r.dump();
     on_edge += on == "edge";
     early_exits += r["exit"].get<int>() < 3;
     // The live exit is the one the simulator's statistics predict for this sample (the same
@@ -321,7 +321,7 @@ TEST_F(ExitsLiveTest, ExitsClientRunsEveryControllerAgainstTheEdge) {
   }
 }
 
-TEST_F(ExitsLiveTest, ExitsClientFinishesLocallyWithoutAnEdge) {
+TEST_F(ExitsLiveTest, DeviceClientExitsFinishLocallyWithoutAnEdge) {
   // Nobody listens on this port: every offload falls back, and every inference completes.
   const int port = [] {
     EdgeServerProcess s({"--models", "mlp"});

@@ -10,9 +10,11 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <limits>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <thread>
 
@@ -24,7 +26,9 @@
 #include "common/frame_io.h"
 #include "common/model_repo.h"
 #include "common/model_zoo.h"
+#include "device/device_session.h"
 #include "device/placement_agent.h"
+#include "device/split_policy.h"
 #include "tests/integration/child_process.h"
 #include "tests/integration/test_models.h"
 
@@ -129,21 +133,54 @@ std::vector<std::string> ServerArgs(const std::string& repo, std::vector<std::st
   return a;
 }
 
+// The uplink as a test sets it: one rate, the upload charged at its wall time.
+class FixedRateUplink final : public UplinkView {
+ public:
+  explicit FixedRateUplink(double rate_bps) : rate_bps_(rate_bps) {}
+  ChannelObservation Observe(int boundary) override {
+    ChannelObservation o;
+    o.boundary = boundary;
+    o.rate_bps = rate_bps_;
+    return o;
+  }
+  double UploadSeconds(int, double, double wall_s) override { return wall_s; }
+
+ private:
+  double rate_bps_;
+};
+
+// One inference on the agent's current placement through the device's inference loop
+// (DeviceSession with PlacedPolicy, as device_client --store runs it).
+InferenceRecord RunOnPlacement(const PlacementAgent& agent, const at::Tensor& x, double rate_bps,
+                               EdgeClient* edge, std::function<void()> on_retired = {}) {
+  PlacedPolicy policy("bi", &agent, TableContext{}, std::move(on_retired));
+  FixedRateUplink uplink(rate_bps);
+  std::optional<InferenceRecord> out;
+  DeviceSession session(SessionOptions{}, edge, [&](InferenceRecord&& r) { out = std::move(r); });
+  InferenceInput in;
+  in.tensor = x;
+  const Status st = session.Submit(policy, &uplink, std::move(in));
+  EXPECT_TRUE(st.ok()) << st;
+  session.Drain();
+  EXPECT_TRUE(out.has_value());
+  return out.value_or(InferenceRecord{});
+}
+
 // Runs one inference on the agent's current placement and checks it against the version's
 // whole model.
-void ExpectCorrectInference(const Placed& p, const std::string& repo, EdgeClient* edge,
-                            uint64_t seed) {
+void ExpectCorrectInference(const PlacementAgent& agent, const std::string& repo,
+                            EdgeClient* edge, uint64_t seed) {
   at::Tensor x = Input(seed);
-  auto r = RunPlaced(
-      p, x, [] { return 0.2e6; }, edge, 1.0, seed);
-  ASSERT_TRUE(r.ok()) << r.status();
-  EXPECT_EQ(r->version, p.version);
-  EXPECT_LE(r->boundary, p.m);
-  auto ref = Reference(repo, p.version);
+  const InferenceRecord r = RunOnPlacement(agent, x, 0.2e6, edge);
+  ASSERT_TRUE(r.ok) << r.fallback.value_or("");
+  EXPECT_EQ(r.version, agent.Current()->version);
+  EXPECT_LE(r.boundary, static_cast<int>(agent.Current()->m));
+  EXPECT_FALSE(r.mixed());
+  auto ref = Reference(repo, r.version);
   c10::InferenceMode guard;
   at::Tensor want = ref->RunRange(x, 0, ref->num_units());
-  EXPECT_TRUE(torch::allclose(r->output.to(at::kCPU), want, 1e-5, 1e-6))
-      << "max diff " << (r->output - want).abs().max().item<double>();
+  EXPECT_TRUE(torch::allclose(r.output.to(at::kCPU), want, 1e-5, 1e-6))
+      << "max diff " << (r.output - want).abs().max().item<double>();
 }
 
 TEST(PlacementTest, PlansDownloadsVerifiesAndRuns) {
@@ -173,7 +210,7 @@ TEST(PlacementTest, PlansDownloadsVerifiesAndRuns) {
   }
   EdgeClientOptions eo = AgentOptions(server.port(), store).edge;
   EdgeClient edge(eo);
-  for (uint64_t s = 1; s <= 3; ++s) ExpectCorrectInference(*agent.Current(), repo, &edge, s);
+  for (uint64_t s = 1; s <= 3; ++s) ExpectCorrectInference(agent, repo, &edge, s);
   // Nothing new: a second round changes nothing and downloads nothing.
   auto again = agent.Update();
   ASSERT_TRUE(again.ok()) << again.status();
@@ -278,11 +315,11 @@ TEST(PlacementTest, StorageBudgetIsNeverExceededAndTheDeviceNeverRunsBeyondM) {
   // The slow uplink makes the policy keep going: the horizon stops it at M, where it offloads.
   EdgeClient edge(o.edge);
   for (uint64_t s = 1; s <= 4; ++s) {
-    auto r = RunPlaced(
-        *placed, Input(s, shape), [] { return 0.2e6; }, &edge, 1.0, s);
-    ASSERT_TRUE(r.ok()) << r.status();
-    EXPECT_EQ(r->boundary, m);
-    EXPECT_TRUE(r->on_edge);
+    const InferenceRecord r = RunOnPlacement(agent, Input(s, shape), 0.2e6, &edge);
+    ASSERT_TRUE(r.ok) << r.fallback.value_or("");
+    EXPECT_EQ(r.boundary, static_cast<int>(m));
+    EXPECT_EQ(r.m, static_cast<int>(m));
+    EXPECT_EQ(r.completed_on, "edge");
   }
   // The placed model refuses a unit it does not hold.
   {
@@ -297,12 +334,10 @@ TEST(PlacementTest, StorageBudgetIsNeverExceededAndTheDeviceNeverRunsBeyondM) {
   server.process().Kill(SIGKILL);
   server.process().Wait();
   EdgeClient gone(o.edge);
-  auto r = RunPlaced(
-      *placed, Input(9, shape), [] { return 0.2e6; }, &gone, 1.0, 9);
-  ASSERT_FALSE(r.ok());
-  EXPECT_EQ(r.status().code(), StatusCode::kUnavailable);
-  EXPECT_NE(r.status().message().find("not stored on this device"), std::string::npos)
-      << r.status();
+  const InferenceRecord r = RunOnPlacement(agent, Input(9, shape), 0.2e6, &gone);
+  EXPECT_FALSE(r.ok);
+  ASSERT_TRUE(r.fallback.has_value());
+  EXPECT_NE(r.fallback->find("not stored on this device"), std::string::npos) << *r.fallback;
 }
 
 TEST(PlacementTest, CorruptedChunksAreRefusedAndFetchedAgain) {
@@ -316,7 +351,7 @@ TEST(PlacementTest, CorruptedChunksAreRefusedAndFetchedAgain) {
   EXPECT_EQ(rep->chunks_refused, 3u);
   EXPECT_EQ(rep->bytes_downloaded, rep->plan.download_bytes());  // only good bytes count
   EdgeClient edge(AgentOptions(server.port(), store).edge);
-  ExpectCorrectInference(*agent.Current(), repo, &edge, 7);
+  ExpectCorrectInference(agent, repo, &edge, 7);
 }
 
 TEST(PlacementTest, DroppedConnectionResumesWithoutRefetchingWhatArrived) {
@@ -383,7 +418,7 @@ TEST(PlacementTest, ServerRestartMidDownloadKeepsTheOldVersionThenResumes) {
   EXPECT_GT(rep->chunks_resumed, 0u);
   EXPECT_LT(rep->bytes_downloaded, rep->plan.download_bytes());
   EdgeClient edge(fast.edge);
-  ExpectCorrectInference(*resumed.Current(), repo, &edge, 11);
+  ExpectCorrectInference(resumed, repo, &edge, 11);
 }
 
 // Bytes changed on the edge's disk after it loaded the version: every copy of that chunk fails
@@ -410,7 +445,7 @@ TEST(PlacementTest, ChunksThatNeverVerifyLeaveTheOldVersionInPlace) {
   EXPECT_EQ(rep.status().code(), StatusCode::kDataLoss) << rep.status();
   EXPECT_EQ(agent.Current()->version, 1u);
   EdgeClient edge(o.edge);
-  ExpectCorrectInference(*agent.Current(), repo, &edge, 5);
+  ExpectCorrectInference(agent, repo, &edge, 5);
 }
 
 // A version the edge retired: the device's request gets NOT_FOUND naming the newest, it re-plans
@@ -430,14 +465,16 @@ TEST(PlacementTest, RetiredVersionMakesTheDeviceReplan) {
   auto v1 = agent.Current();
   ASSERT_EQ(v1->version, 1u);
   EdgeClient edge(o.edge);
-  auto r = RunPlaced(
-      *v1, Input(3), [] { return 20e6; }, &edge, 1.0, 3);
-  ASSERT_FALSE(r.ok());
-  EXPECT_EQ(r.status().code(), StatusCode::kNotFound);
-  EXPECT_NE(r.status().message().find("re-plan"), std::string::npos) << r.status();
+  // The edge no longer serves v1: it says so, and the device asks for a new plan.
+  bool replan = false;
+  const InferenceRecord r = RunOnPlacement(agent, Input(3), 20e6, &edge, [&] { replan = true; });
+  EXPECT_EQ(r.version, 1u);
+  ASSERT_TRUE(r.fallback.has_value());
+  EXPECT_NE(r.fallback->find("NOT_FOUND"), std::string::npos) << *r.fallback;
+  EXPECT_TRUE(replan);
   ASSERT_TRUE(agent.Update().ok());
   EXPECT_EQ(agent.Current()->version, 2u);
-  ExpectCorrectInference(*agent.Current(), repo, &edge, 3);
+  ExpectCorrectInference(agent, repo, &edge, 3);
 }
 
 // Several devices infer without pause while version 2 appears: each inference runs on one
@@ -477,18 +514,16 @@ TEST(PlacementTest, SwapUnderLoadNeverFailsOrMixesVersions) {
     threads.emplace_back([&, d] {  // the device's inferences
       EdgeClient edge(agents[d]->options().edge);
       for (uint64_t i = 0; !stop.load(); ++i) {
-        auto placed = agents[d]->Current();
         const uint64_t seed = 1000 * (d + 1) + i;
         const double rate = (seed % 2) ? 20e6 : 0.2e6;
-        auto r = RunPlaced(
-            *placed, Input(seed), [rate] { return rate; }, &edge, 1.0, seed);
-        if (!r.ok()) {
+        const InferenceRecord r = RunOnPlacement(*agents[d], Input(seed), rate, &edge);
+        if (!r.ok || r.fallback || r.mixed()) {
           ++failures;
-          ADD_FAILURE() << "device " << d << ": " << r.status();
+          ADD_FAILURE() << "device " << d << ": " << r.fallback.value_or("mixed versions");
           continue;
         }
         std::lock_guard<std::mutex> lock(mu);
-        records.push_back({r->version, seed, r->output.clone(), r->on_edge});
+        records.push_back({r.version, seed, r.output.clone(), r.completed_on == "edge"});
       }
     });
     threads.emplace_back([&, d] {  // the device's placement loop
