@@ -1,6 +1,9 @@
 #include "device/device_client.h"
 
+#include <signal.h>
+
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -30,6 +33,20 @@ namespace {
 
 namespace sd = decision;
 using json = nlohmann::json;
+
+// SIGINT / SIGTERM: no new inference starts; those in flight finish, the records and the summary
+// are written, and the program exits as after its last request.
+std::atomic<bool> g_stop{false};
+extern "C" void OnStopSignal(int) { g_stop.store(true); }
+void InstallStopHandlers() {
+  struct sigaction sa {};
+  sa.sa_handler = OnStopSignal;
+  sigemptyset(&sa.sa_mask);
+  sa.sa_flags = SA_RESTART;
+  sigaction(SIGINT, &sa, nullptr);
+  sigaction(SIGTERM, &sa, nullptr);
+}
+bool Stopping() { return g_stop.load(); }
 
 int Fail(const Status& st) {
   std::cerr << "device_client: " << st.ToString() << "\n";
@@ -169,7 +186,7 @@ int RunFixed(const DeviceClientOptions& o, std::shared_ptr<SplitModel> model, Ed
   for (size_t k : splits) {
     FixedSplitPolicy policy(model, static_cast<int>(k), *codec);
     recs.clear();
-    for (int i = 0; i < o.requests; ++i) {
+    for (int i = 0; i < o.requests && !Stopping(); ++i) {
       Status st = session.Submit(policy, nullptr, RandomInput(*model, o.seed, session.next_id()));
       if (!st.ok()) return Fail(st);
     }
@@ -405,11 +422,12 @@ int RunLive(const DeviceClientOptions& o, std::shared_ptr<SplitModel> model,
   if (o.segments > 0) {
     // Segment-major: every policy runs segment j before any runs j+1, so a drift in this
     // machine's speed during the replay reaches every policy alike.
-    for (int j = 0; j < o.segments; ++j) {
+    for (int j = 0; j < o.segments && !Stopping(); ++j) {
       for (size_t p = 0; p < policies.size(); ++p) {
         w.uplink->StartAt(w.segment_starts[static_cast<size_t>(j)]);
         InferenceInput in = RandomInput(*model, o.seed, session.next_id());
         in.segment = j;
+        in.start_s = w.segment_starts[static_cast<size_t>(j)];
         Status st = session.Submit(*policies[p], views[p].get(), std::move(in));
         if (!st.ok()) return Fail(st);
         session.Drain();
@@ -417,9 +435,9 @@ int RunLive(const DeviceClientOptions& o, std::shared_ptr<SplitModel> model,
     }
   } else {
     w.uplink->StartAt(w.run_start_s);
-    for (int i = 0; i < o.requests; ++i) {
-      Status st =
-          session.Submit(*policies[0], views[0].get(), RandomInput(*model, o.seed, session.next_id()));
+    for (int i = 0; i < o.requests && !Stopping(); ++i) {
+      Status st = session.Submit(*policies[0], views[0].get(),
+                                 RandomInput(*model, o.seed, session.next_id()));
       if (!st.ok()) return Fail(st);
     }
     session.Drain();
@@ -511,6 +529,7 @@ json RunSummary(const std::vector<InferenceRecord>& recs, int requested,
   std::lock_guard<std::mutex> lock(totals.mu);
   const double p99_during = Percentile(during, 0.99), p99_without = Percentile(without, 0.99);
   return json{{"event", "summary"},
+              {"submitted", requested},
               {"inferences", recs.size()},
               {"failed", failed},
               {"lost", requested - static_cast<int>(ids.size())},
@@ -630,15 +649,17 @@ int RunPlaced(const DeviceClientOptions& o, EdgeClientOptions copts, RecordWrite
     recs.push_back(std::move(r));
   });
   w.uplink->StartAt(w.run_start_s);
-  for (int i = 0; i < o.requests; ++i) {
+  int submitted = 0;
+  for (; submitted < o.requests && !Stopping(); ++submitted) {
     const auto placed = agent.Current();
     Status st = session.Submit(policy, &view, RandomInput(*placed->net, o.seed, session.next_id()));
     if (!st.ok()) return Fail(st);
   }
   session.Drain();
+  agent.Cancel();
   loop.Stop();
   edge.Close();
-  const json summary = RunSummary(recs, o.requests, totals);
+  const json summary = RunSummary(recs, submitted, totals);
   out.Write(summary);
   if (!o.json) {
     std::map<uint32_t, std::vector<InferenceRecord>> by_version;
@@ -718,10 +739,11 @@ int RunDeviceClient(const DeviceClientOptions& o) {
     if (!ledger) return Fail(InvalidArgumentError("cannot write --ledger " + o.ledger));
   }
   RecordWriter out(o.json, ledger.is_open() ? &ledger : nullptr);
-  if (o.placement()) return RunPlaced(o, *copts, out);
   EdgeClient client(*copts);
   EdgeClient* edge = o.server.empty() ? nullptr : &client;
   if (!o.exits.empty()) return RunExits(o, edge, out);
+  InstallStopHandlers();
+  if (o.placement()) return RunPlaced(o, *copts, out);
   Result<std::shared_ptr<SplitModel>> model =
       o.torchscript.empty() ? BuildZooModel(o.model, o.version, o.zoo)
                             : LoadTorchScriptModel(o.torchscript, o.model, o.version, {});

@@ -89,7 +89,8 @@ Status DeviceSession::Submit(SplitPolicy& policy, UplinkView* uplink, InferenceI
   InferenceRecord& r = inf->rec;
   inf->uplink = uplink;
   const auto t_begin = Clock::now();
-  const ChannelObservation at0 = uplink ? uplink->Observe(0) : ChannelObservation{};
+  ChannelObservation at0 = uplink ? uplink->Observe(0) : ChannelObservation{};
+  if (!std::isnan(input.start_s)) at0.t_s = input.start_s;  // a replay starts exactly there
   Result<std::unique_ptr<InferencePlan>> plan = policy.Begin(at0);
   if (!plan.ok()) return plan.status();
   inf->plan = std::move(*plan);

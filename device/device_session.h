@@ -17,7 +17,9 @@
 #pragma once
 
 #include <chrono>
+#include <cmath>
 #include <functional>
+#include <limits>
 #include <map>
 #include <memory>
 #include <optional>
@@ -48,6 +50,8 @@ struct InferenceInput {
   at::Tensor tensor;   // [1, ...input shape]
   int64_t label = -1;  // known class (early-exit evaluation): the record says if it matched
   int segment = -1;    // replay segment
+  // Replay: the emulated time the segment starts at (the uplink was just set there); NaN: now.
+  double start_s = std::numeric_limits<double>::quiet_NaN();
 };
 
 class DeviceSession {

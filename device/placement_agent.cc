@@ -144,6 +144,8 @@ Status PlacementAgent::Download(const Manifest& manifest, size_t m, UpdateReport
     for (size_t c : *missing) have[c] = false;
     int rounds = 0;
     while (std::find(have.begin(), have.end(), false) != have.end()) {
+      if (cancelled_.load())
+        return UnavailableError("placement: download stopped (the device is shutting down)");
       if (rounds++ >= options_.max_attempts * 4) {
         return DataLossError("unit " + std::to_string(u) + " of " + manifest.model + "@" +
                              std::to_string(manifest.version) +
@@ -170,6 +172,7 @@ Status PlacementAgent::Download(const Manifest& manifest, size_t m, UpdateReport
                                           " of unit " + std::to_string(chunk.unit()) +
                                           ", not one asked for");
             }
+            if (cancelled_.load()) return UnavailableError("placement: download stopped");
             if (rate > 0) {  // the emulated downlink: no faster than `rate`
               paced_bytes += size;
               std::this_thread::sleep_until(

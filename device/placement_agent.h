@@ -114,6 +114,9 @@ class PlacementAgent {
   std::shared_ptr<const Placed> Current() const;
   // Whether Update is downloading units now (any thread).
   bool downloading() const { return downloading_.load(); }
+  // Makes a download under way stop at its next chunk (Update fails, keeping what it had: the
+  // chunks on disk serve a later Update); any thread. For shutting down.
+  void Cancel() { cancelled_.store(true); }
 
   const PlacementAgentOptions& options() const { return options_; }
 
@@ -129,6 +132,7 @@ class PlacementAgent {
   EdgeClient client_;
   std::shared_ptr<const Placed> current_;  // atomic_load / atomic_store only
   std::atomic<bool> downloading_{false};
+  std::atomic<bool> cancelled_{false};
 };
 
 }  // namespace splitinfer

@@ -3,19 +3,21 @@
 #
 #   1. edge_server serves a model repository holding version 1 of MODEL;
 #   2. device_client --store plans with the edge, downloads the units it places, and runs BI with
-#      codecs over a Mahimahi uplink trace, INFERENCES inferences in all;
-#   3. a third of the way in, version 2 is published into the repository (model_repo perturb);
-#      the edge picks it up, the device's placement loop downloads it in the background while the
-#      inferences go on, and swaps;
+#      codecs over a Mahimahi uplink trace;
+#   3. after INFERENCES/3 inferences, version 2 is published into the repository (model_repo
+#      perturb); the edge picks it up, the device's placement loop downloads it in the background
+#      while the inferences go on, and swaps;
 #   4. during that download the edge is killed (SIGKILL) and restarted DOWN_S seconds later on
 #      the same port, with one corrupted chunk injected (--fault-corrupt-chunks 1): inferences
 #      finish on the device meanwhile, the download resumes from the chunks on disk, and the
-#      corrupted chunk is refused and fetched again.
+#      corrupted chunk is refused and fetched again;
+#   5. once the device has run INFERENCES inferences in all and INFERENCES/3 on version 2, the
+#      script stops it with SIGTERM: it finishes what is in flight and writes its summary.
 #
 # It prints the device's summary and, as its last line, one JSON object:
 #   {"inferences": N, "failed": 0, "lost": 0, "mixed": 0, "versions": [1, 2],
 #    "p99_ratio_during_download": X, ...}
-# where lost counts inferences without exactly one result in the ledger, mixed those whose edge
+# where lost counts inferences started without exactly one result in the ledger, mixed those whose edge
 # ran another version than the device's units, and the p99 ratio compares the inference time
 # during a download with the time without one (inferences the edge did not answer, i.e. those
 # that finished locally while the edge was down, are in neither). Exit status 0 when every check
@@ -52,6 +54,7 @@ cleanup() {
 trap cleanup EXIT
 repo=$work/repo
 ledger=$out/ledger.jsonl
+rm -f "$ledger"  # a ledger of an earlier run must not count
 codecs=()
 [[ -f data/codecs/$model.json ]] && codecs=(--codecs "data/codecs/$model.json")
 server_args=(--model-repo "$repo" --repo-poll-ms 100 --retire-grace-s 60 --cpu
@@ -64,13 +67,18 @@ echo "lifecycle: $model v1 on edge_server $addr; device ${slowdown}x slower, dow
   "$downlink Mbit/s, uplink $(basename "$trace"), $inferences inferences"
 # One LibTorch thread on the device: a board, sharing this machine with the edge.
 "$bin/device_client" --server "$addr" --model "$model" --store "$work/store" --policy bi \
-  "${codecs[@]}" --channel "trace:$trace" --requests "$inferences" --device-slowdown "$slowdown" \
+  "${codecs[@]}" --channel "trace:$trace" --device-slowdown "$slowdown" \
   --threads 1 --downlink-mbps "$downlink" --inferences-per-version 1e6 \
   --placement-period-s 0.5 --reconnect-ms 200 --connect-timeout-ms 500 --io-timeout-ms 5000 \
-  --ledger "$ledger" --json >"$work/device.out" 2>"$work/device.err" &
+  --ledger "$ledger" --json --requests 1000000 >"$work/device.out" 2>"$work/device.err" &
 dev=$!
 
-inference_lines() { grep -c '"request_id"' "$ledger" 2>/dev/null || true; }
+count() {  # count PATTERN: ledger lines that match
+  local n
+  n=$(grep -c "$1" "$ledger" 2>/dev/null) || n=0
+  echo "${n:-0}"
+}
+inference_lines() { count '"request_id"'; }
 wait_for() {  # wait_for SECONDS COMMAND...: polls COMMAND until it succeeds
   local deadline=$((SECONDS + $1))
   shift
@@ -81,7 +89,8 @@ wait_for() {  # wait_for SECONDS COMMAND...: polls COMMAND until it succeeds
   done
 }
 third_done() { (($(inference_lines) >= inferences / 3)); }
-downloading() { grep -q '"during_download":true' "$ledger" 2>/dev/null; }
+downloading() { (($(count '"during_download":true') > 0)); }
+enough() { (($(inference_lines) >= inferences && $(count '"request_id".*"version":2,') >= inferences / 3)); }
 
 wait_for 600 third_done
 "$bin/model_repo" perturb --repo "$repo" --model "$model" --from 1 --to 2 --scale 0.02 \
@@ -96,6 +105,8 @@ echo "lifecycle: killed the edge during the download (after $(inference_lines) i
 sleep "$down_s"
 EDGE_LISTEN=$addr start_edge_server "$work" "${server_args[@]}" --fault-corrupt-chunks 1
 echo "lifecycle: restarted the edge on $EDGE_ADDR with one corrupted chunk"
+wait_for 900 enough
+kill -TERM "$dev"
 rc=0
 wait "$dev" || rc=$?
 dev=
@@ -105,10 +116,10 @@ echo "$summary" >"$out/summary.json"
 echo "lifecycle: device_client exited $rc; ledger $ledger"
 
 # The checks, from the ledger itself: every id once, each record's versions.
+field() { sed -n "s/.*\"$1\":\([^,}]*\).*/\1/p" <<<"$summary"; }
 ids=$(grep -o '"request_id":[0-9]*' "$ledger" | sort | uniq -c)
 once=$(awk '$1 == 1' <<<"$ids" | wc -l)
-lost=$((inferences - once))
-field() { sed -n "s/.*\"$1\":\([^,}]*\).*/\1/p" <<<"$summary"; }
+lost=$(($(field submitted) - once))
 failed=$(field failed)
 mixed=$(field mixed)
 ratio=$(field p99_ratio_during_download)

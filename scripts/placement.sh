@@ -5,7 +5,7 @@
 #   scripts/placement.sh [MODEL]          (default resnet18)
 #
 # For each scenario (R, channel) a fresh device (empty store) runs build/bin/device_client
-# --store --policy bi --channel CHANNEL --requests REQUESTS in the background: its placement loop
+# --store --policy bi --channel CHANNEL in the background: its placement loop
 # plans with the edge, downloads the units the planner places in verified chunks over an emulated
 # downlink (DOWNLINK_MBPS) and swaps, while its inference loop goes on over the emulated uplink.
 # Each time the ledger shows INFERENCES inferences on the newest version, this script publishes
@@ -17,9 +17,9 @@
 # number n and mean realized cost of the inferences that ran on that version (and the planner's
 # E[V_0^(M)]), and planner time.
 #
-# The device runs REQUESTS inferences in all (default UPDATES x INFERENCES), those that run on the
-# old version while the next one downloads included: with a long download (0 dB: all units) the
-# last version may get fewer than INFERENCES, and the script says so (raise REQUESTS).
+# Inferences go on on the old version while the next one downloads; once the last version has
+# INFERENCES inferences, the script stops the device with SIGTERM (it finishes what is in flight
+# and writes its summary).
 #
 # Writes OUT/ledger-<R>-<channel>.jsonl (device_client --ledger: one line per inference, per
 # placement round and the run's summary), OUT/rounds.jsonl (the rounds that changed the placement,
@@ -29,7 +29,7 @@
 # that figure). Without python3-matplotlib, PLOT=1 says so at the start and writes the JSON, not
 # the figure (scripts/install_deps.sh --plots installs it).
 #
-# Environment: UPDATES (3), INFERENCES (10), REQUESTS (UPDATES x INFERENCES), SLOWDOWN (5),
+# Environment: UPDATES (3), INFERENCES (10), SLOWDOWN (5),
 # DOWNLINK_MBPS (50), INPUT_SIZE (224), PERIOD_S (0.2, --placement-period-s), SCENARIOS
 # ("R:CHANNEL ..."), OUT (build/placement/<model>), BUILD (1: build first).
 set -euo pipefail
@@ -57,7 +57,6 @@ cleanup() {
 trap cleanup EXIT
 updates=${UPDATES:-3}
 inferences=${INFERENCES:-10}
-requests=${REQUESTS:-$((updates * inferences))}
 downlink=${DOWNLINK_MBPS:-50}
 input_size=${INPUT_SIZE:-224}
 zoo=(--input-size "$input_size")
@@ -70,7 +69,7 @@ start_edge_server "$work" --model-repo "$repo" --repo-poll-ms 100 --retire-grace
   "${zoo[@]}" --intra-op-threads 1 --cpu
 echo "placement: $model at ${input_size}x${input_size}, edge_server on $EDGE_ADDR serving $repo"
 echo "device: this machine, 1 thread, ${SLOWDOWN:-5}x slowdown; downlink $downlink Mbit/s emulated;" \
-  "$requests inferences per scenario, a new version after $inferences on the newest"
+  "a new version after $inferences inferences on the newest"
 
 # Inference records of version $2 in ledger $1.
 on_version() { grep '"request_id"' "$1" 2>/dev/null | grep -c "\"version\":$2[,}]" || true; }
@@ -87,13 +86,13 @@ on_version() { grep '"request_id"' "$1" 2>/dev/null | grep -c "\"version\":$2[,}
     ledger=$out/ledger-$tag.jsonl
     rm -f "$ledger"
     "$bin/device_client" --server "$EDGE_ADDR" --model "$model" "${zoo[@]}" --store "$store" \
-      --policy bi --channel "$channel" --requests "$requests" --threads 1 \
+      --policy bi --channel "$channel" --requests 1000000 --threads 1 \
       --device-slowdown "${SLOWDOWN:-5}" --inferences-per-version "$r" \
       --downlink-mbps "$downlink" --placement-period-s "${PERIOD_S:-0.2}" \
       --placement-wait-s 120 --ledger "$ledger" --json >"$work/device.out" 2>"$work/device.err" &
     dev=$!
     # The scenario's first version is the newest on the edge; publish the next one each time
-    # the newest has INFERENCES inferences in the ledger (not after the last).
+    # the newest has INFERENCES inferences in the ledger; after the last, stop the device.
     for ((k = 1; k <= updates; k++)); do
       while (($(on_version "$ledger" "$version") < inferences)); do
         kill -0 "$dev" 2>/dev/null || break 2  # the run is over: no more versions
@@ -103,6 +102,8 @@ on_version() { grep '"request_id"' "$1" 2>/dev/null | grep -c "\"version\":$2[,}
         "$bin/model_repo" perturb --repo "$repo" --model "$model" --from "$version" \
           --to $((version + 1)) --scale 0.02 --seed "$version" >/dev/null
         version=$((version + 1))
+      else
+        kill -TERM "$dev"
       fi
     done
     rc=0
@@ -136,7 +137,7 @@ on_version() { grep '"request_id"' "$1" 2>/dev/null | grep -c "\"version\":$2[,}
             ",\"mean_inference_cost\":" (n[v] > 0 ? cost[v] / n[v] : "null") ",", line)
           print line >>rounds
           if (n[v] < want)
-            printf "placement: v%d ran %d < %d inferences (the rest ran on older versions during downloads; raise REQUESTS)\n",
+            printf "placement: v%d ran %d < %d inferences\n",
               v, n[v], want >"/dev/stderr"
         }
         if (failed) printf "placement: %d placement round(s) failed (see the ledger)\n", failed >"/dev/stderr"

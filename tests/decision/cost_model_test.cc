@@ -134,3 +134,60 @@ TEST(AnalyticProfileTest, ZooUnitCountsAndKnownFlops) {
 
 }  // namespace
 }  // namespace splitinfer::decision
+
+// The one realized-cost formula (docs/live.md, "The ledger"): each part priced as the cost model
+// prices it, and the total equal to w_E energy + w_T latency + penalty.
+namespace splitinfer::decision {
+namespace {
+
+TEST(PriceInferenceTest, PricesEachPartAndSumsThem) {
+  CostOptions o;
+  o.w_energy = 0.5;
+  o.w_time = 2.0;
+  o.p_tx_w = 0.8;
+  o.device_power_w = 3.0;
+  InferenceSpend s;
+  s.device_s = 0.1;  // device_j unset: 3 W x 0.1 s
+  s.upload_s = 0.2;
+  s.edge_queue_s = 0.01;
+  s.edge_compute_s = 0.02;
+  s.download_s = 0.03;
+  s.penalty = 0.25;
+  const PricedInference p = PriceInference(o, s);
+  EXPECT_DOUBLE_EQ(p.energy_j, 0.3 + 0.8 * 0.2);
+  EXPECT_DOUBLE_EQ(p.latency_s, 0.1 + 0.2 + 0.06);
+  EXPECT_DOUBLE_EQ(p.device, 0.5 * 0.3 + 2.0 * 0.1);
+  EXPECT_DOUBLE_EQ(p.transfer, (0.5 * 0.8 + 2.0) * 0.2);
+  EXPECT_DOUBLE_EQ(p.edge, 2.0 * 0.06);
+  EXPECT_DOUBLE_EQ(p.penalty, 0.25);
+  EXPECT_NEAR(p.total, p.device + p.transfer + p.edge + p.penalty, 1e-15);
+  EXPECT_NEAR(p.total, 0.5 * p.energy_j + 2.0 * p.latency_s + 0.25, 1e-12);
+  // A simulator's own energy figure is used as given.
+  s.device_j = 1.0;
+  EXPECT_DOUBLE_EQ(PriceInference(o, s).energy_j, 1.0 + 0.8 * 0.2);
+}
+
+// A device that runs every unit here costs what the cost model says a local inference costs.
+TEST(PriceInferenceTest, AllLocalEqualsTheCostModelsContinueCosts) {
+  CostOptions o;
+  o.w_energy = 0.3;
+  o.energy_model = EnergyModel::kCmos;
+  ModelProfile prof;
+  prof.model = "t";
+  prof.input_bytes = 100;
+  for (int l = 0; l < 3; ++l) {
+    UnitProfile u;
+    u.name = "u" + std::to_string(l);
+    u.time_ms = 1.0 + l;
+    u.output_bytes = 10;
+    prof.units.push_back(u);
+  }
+  auto cost = CostModel::Create(prof, o);
+  ASSERT_TRUE(cost.ok()) << cost.status();
+  InferenceSpend s;
+  for (int l = 1; l <= 3; ++l) s.device_s += cost->DeviceTime(l);
+  EXPECT_NEAR(PriceInference(o, s).total, cost->CumulativeContinueCost(3), 1e-12);
+}
+
+}  // namespace
+}  // namespace splitinfer::decision
