@@ -161,12 +161,11 @@ int RunFixed(const DeviceClientOptions& o, std::shared_ptr<SplitModel> model, Ed
     try {
       size_t pos = 0;
       const long k = std::stol(o.split, &pos);
-      if (pos != o.split.size() || k < 0 || static_cast<size_t>(k) > n)
-        throw std::out_of_range("");
+      if (pos != o.split.size() || k < 0 || static_cast<size_t>(k) > n) throw std::out_of_range("");
       splits.push_back(static_cast<size_t>(k));
     } catch (const std::exception&) {
-      std::cerr << "device_client: --split must be 'all' or a number in 0.." << n << " ("
-                << o.model << " has " << n << " units), got '" << o.split << "'\n";
+      std::cerr << "device_client: --split must be 'all' or a number in 0.." << n << " (" << o.model
+                << " has " << n << " units), got '" << o.split << "'\n";
       return 2;
     }
   }
@@ -209,8 +208,8 @@ struct LiveWorld {
   std::vector<CodecSpec> option_codecs;  // per wire option
   sd::ChannelSpec spec;
   bool is_series = false, markov = false;
-  sd::RateSeries fit;            // the law's fitting part (emulated time)
-  double run_start_s = 0;        // emulated time of the first inference
+  sd::RateSeries fit;                  // the law's fitting part (emulated time)
+  double run_start_s = 0;              // emulated time of the first inference
   std::vector<double> segment_starts;  // replay
   double fallback_prior_bps = 0;       // --csi estimated before any upload
   LiveDecisionOptions lo;
@@ -231,11 +230,10 @@ Result<sd::ModelProfile> LoadOrMeasureProfile(const DeviceClientOptions& o,
                                               const SplitModel& model) {
   const ZooOptions defaults;
   const ZooOptions& zoo = o.zoo;
-  const bool default_zoo = o.torchscript.empty() && zoo.input_size == defaults.input_size &&
-                           zoo.num_classes == defaults.num_classes &&
-                           zoo.width_mult == defaults.width_mult &&
-                           zoo.mlp_width == defaults.mlp_width &&
-                           zoo.mlp_layers == defaults.mlp_layers;
+  const bool default_zoo =
+      o.torchscript.empty() && zoo.input_size == defaults.input_size &&
+      zoo.num_classes == defaults.num_classes && zoo.width_mult == defaults.width_mult &&
+      zoo.mlp_width == defaults.mlp_width && zoo.mlp_layers == defaults.mlp_layers;
   const std::string zoo_profile = "data/profiles/" + o.model + ".json";
   if (o.profile == "local") return ProfileLocalModel(model, 5, o.device_slowdown);
   if (!o.profile.empty()) return sd::LoadProfile(o.profile);
@@ -326,8 +324,7 @@ Result<std::unique_ptr<LiveWorld>> BuildLiveWorld(const DeviceClientOptions& o,
 }
 
 // The table of policy `name` on the cost model `cost` (horizon as `lo` says).
-Result<std::shared_ptr<const LiveDecision>> MakeTable(const LiveWorld& w,
-                                                      const sd::CostModel& cost,
+Result<std::shared_ptr<const LiveDecision>> MakeTable(const LiveWorld& w, const sd::CostModel& cost,
                                                       const LiveDecisionOptions& lo) {
   return w.is_series ? LiveDecision::FromSeries(cost, w.fit, w.markov, lo)
                      : LiveDecision::FromRayleigh(cost, w.spec.snr_db, lo);
@@ -505,8 +502,7 @@ struct PlacementTotals {
   uint64_t swaps = 0;
 };
 
-json RunSummary(const std::vector<InferenceRecord>& recs, int requested,
-                PlacementTotals& totals) {
+json RunSummary(const std::vector<InferenceRecord>& recs, int requested, PlacementTotals& totals) {
   std::set<uint64_t> ids;
   int failed = 0, mixed = 0, fallbacks = 0;
   bool in_order = true;
@@ -583,8 +579,8 @@ int RunPlaced(const DeviceClientOptions& o, EdgeClientOptions copts, RecordWrite
   // live policy's (MakeTable), with horizon M.
   Result<sd::ChannelLaw> law = InvalidArgumentError("no law");
   if (w.is_series) {
-    const size_t window = std::max<size_t>(
-        1, static_cast<size_t>(std::lround(o.window_ms * 1e-3 / w.fit.dt_s)));
+    const size_t window =
+        std::max<size_t>(1, static_cast<size_t>(std::lround(o.window_ms * 1e-3 / w.fit.dt_s)));
     law = sd::DiscretizeEmpirical(w.fit.ObservedRates(window), o.states);
   } else {
     sd::RayleighOptions ro;
@@ -626,8 +622,7 @@ int RunPlaced(const DeviceClientOptions& o, EdgeClientOptions copts, RecordWrite
                          std::cerr << "device_client: placement " << j.dump() << "\n";
                      });
   loop.Start();
-  if (!loop.WaitForPlacement(
-          std::chrono::milliseconds(std::lround(o.placement_wait_s * 1e3)))) {
+  if (!loop.WaitForPlacement(std::chrono::milliseconds(std::lround(o.placement_wait_s * 1e3)))) {
     std::cerr << "device_client: no placement from the edge within " << o.placement_wait_s
               << " s\n";
     return 1;
@@ -697,11 +692,11 @@ int RunExits(const DeviceClientOptions& o, EdgeClient* client, RecordWriter& out
   Result<std::unique_ptr<ExitEpisodes>> episodes = ExitEpisodes::Create(x);
   if (!episodes.ok()) return Fail(episodes.status());
   Failures failures;
-  const json summary = (*episodes)->Run(MakeSessionOptions(o, &x.cost), client,
-                                        [&](InferenceRecord&& r) {
-                                          out.Write(ToJson(r));
-                                          failures.Add(r);
-                                        });
+  const json summary =
+      (*episodes)->Run(MakeSessionOptions(o, &x.cost), client, [&](InferenceRecord&& r) {
+        out.Write(ToJson(r));
+        failures.Add(r);
+      });
   if (!o.summary_json.empty()) {
     std::ofstream f(o.summary_json);
     f << summary.dump(2) << "\n";

@@ -146,7 +146,8 @@ void AddDeviceClientOptions(CLI::App& app, DeviceClientOptions* o) {
   app.add_option("--inferences-per-version", o->inferences_per_version,
                  "--store: R, inferences expected per model version (the planner's trade-off)")
       ->check(CLI::Range(1e-6, 1e12));
-  app.add_option("--downlink-mbps", o->downlink_mbps, "--store: download rate, planned and emulated")
+  app.add_option("--downlink-mbps", o->downlink_mbps,
+                 "--store: download rate, planned and emulated")
       ->check(CLI::Range(0.001, 1e6));
   app.add_flag("--no-downlink-pacing", o->no_downlink_pacing,
                "--store: download as fast as the connection goes");

@@ -383,8 +383,8 @@ void DeviceSession::Verify(Pending& inf, const at::Tensor& output) {
   auto compare = [&](const at::Tensor& want, double* diff, bool* top1) {
     const bool same_shape = want.defined() && out.sizes() == want.sizes();
     *diff = same_shape ? (out - want).abs().max().item<double>() : -1.0;
-    *top1 = same_shape && out.dim() >= 1 &&
-            out.flatten(1).argmax(1).equal(want.flatten(1).argmax(1));
+    *top1 =
+        same_shape && out.dim() >= 1 && out.flatten(1).argmax(1).equal(want.flatten(1).argmax(1));
   };
   compare(ref, &r.max_abs_diff, &r.top1_match);
   compare(ref_fp32, &r.codec_max_abs_diff_vs_fp32, &r.top1_match_fp32);

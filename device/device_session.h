@@ -38,7 +38,7 @@ namespace splitinfer {
 struct SessionOptions {
   int in_flight = 1;  // requests outstanding at once on the connection
   double device_slowdown = 1.0;
-  uint32_t deadline_ms = 0;  // edge deadline per request (0: the server's default)
+  uint32_t deadline_ms = 0;                  // edge deadline per request (0: the server's default)
   std::chrono::milliseconds reconnect{500};  // wait after a failed connect before the next try
   bool verify = false;                       // compare each result with a local run
   bool has_edge = true;                      // false: no edge configured, everything runs here

@@ -1,5 +1,7 @@
 #include "device/edge_client.h"
 
+#include "device/edge_protocol.h"
+
 #include <algorithm>
 
 #include "common/tensor_wire.h"
@@ -77,13 +79,9 @@ Status EdgeClient::ConnectTo(const EdgeAddress& address) {
   handshake_done_ = false;
   SPLITINFER_RETURN_IF_ERROR(conn_.Connect(address.host, address.port, options_.connect_timeout,
                                            tls_context_.get(), options_.tls_server_name));
-  wire::Hello hello;
-  hello.set_protocol_version(kProtocolVersion);
-  hello.set_client_name(options_.client_name);
-  hello.set_auth_token(options_.auth_token);
-  hello.set_accepts_go_away(true);
-  SPLITINFER_RETURN_IF_ERROR(
-      conn_.WriteFrame(MakeFrame(MessageType::kHello, hello), options_.io_timeout));
+  SPLITINFER_RETURN_IF_ERROR(conn_.WriteFrame(
+      MakeFrame(MessageType::kHello, MakeHello(options_.client_name, options_.auth_token)),
+      options_.io_timeout));
   FrameHeader header;
   std::string meta;
   Status read = conn_.ReadHeaderAndMeta(options_.limits, options_.connect_timeout, &header, &meta);
@@ -98,32 +96,12 @@ Status EdgeClient::ConnectTo(const EdgeAddress& address) {
     }
     return read.WithPrefix("handshake: ");
   }
-  if (header.body_len != 0) {
+  Result<wire::HelloReply> answer = ParseHelloAnswer(header, meta);
+  if (!answer.ok()) {
     conn_.Close();
-    return InvalidArgumentError("handshake: server reply carries a body");
+    return answer.status();
   }
-  if (header.type == MessageType::kError) {
-    wire::ErrorReply err;
-    Status st = ParseMeta(meta, &err);
-    conn_.Close();
-    if (!st.ok()) return st;
-    return Status(FromWireCode(err.code()), "handshake refused: " + err.message());
-  }
-  if (header.type != MessageType::kHelloReply) {
-    conn_.Close();
-    return InvalidArgumentError(std::string("handshake: expected HelloReply, got ") +
-                                MessageTypeName(header.type));
-  }
-  Status st = ParseMeta(meta, &server_info_);
-  if (!st.ok()) {
-    conn_.Close();
-    return st;
-  }
-  if (server_info_.code() != wire::OK) {
-    conn_.Close();
-    return Status(FromWireCode(server_info_.code()),
-                  "handshake refused: " + server_info_.message());
-  }
+  server_info_ = std::move(*answer);
   handshake_done_ = true;
   going_away_ = false;
   go_away_message_.clear();
@@ -187,24 +165,12 @@ Result<InferResult> EdgeClient::ReadReply() {
     if (going_away_) return st.WithPrefix("after GoAway (" + go_away_message_ + "): ");
     return st;
   }
-  if (header.type == MessageType::kError) {
-    wire::ErrorReply err;
-    st = ParseMeta(meta, &err);
+  Result<wire::InferReply> answer = ParseInferAnswer(header, meta, options_.limits);
+  if (!answer.ok()) {
     conn_.Close();
-    if (!st.ok()) return st;
-    return Status(FromWireCode(err.code()), "server closed the connection: " + err.message());
+    return answer.status();
   }
-  if (header.type != MessageType::kInferReply) {
-    conn_.Close();
-    return InvalidArgumentError(std::string("expected InferReply, got ") +
-                                MessageTypeName(header.type));
-  }
-  wire::InferReply reply;
-  st = ParseMeta(meta, &reply);
-  if (!st.ok()) {
-    conn_.Close();
-    return st;
-  }
+  const wire::InferReply& reply = *answer;
   if (outstanding_ > 0) --outstanding_;
   InferResult result;
   result.request_id = reply.request_id();
@@ -216,17 +182,8 @@ Result<InferResult> EdgeClient::ReadReply() {
   result.exit_index = reply.exit_index();
   result.exit_after_unit = reply.exit_after_unit();
   if (reply.code() != wire::OK) {
-    if (header.body_len != 0) {
-      conn_.Close();
-      return InvalidArgumentError("error reply with a body");
-    }
     result.status = Status(FromWireCode(reply.code()), reply.message());
     return result;
-  }
-  st = ValidateTensorMeta(reply.tensor(), header.body_len, options_.limits);
-  if (!st.ok()) {
-    conn_.Close();
-    return st.WithPrefix("reply tensor: ");
   }
   const bool raw = IsRawTensorBody(reply.tensor());
   Result<at::Tensor> out =

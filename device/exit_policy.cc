@@ -134,14 +134,12 @@ Result<std::unique_ptr<ExitEpisodes>> ExitEpisodes::Create(const ExitRunOptions&
   if (static_cast<int64_t>(stats->samples.size()) != held_out) {
     return InvalidArgumentError(o.stats + " has " + std::to_string(stats->samples.size()) +
                                 " samples, the held-out split of " + o.data + " (seed " +
-                                std::to_string(o.split_seed) + ") has " +
-                                std::to_string(held_out));
+                                std::to_string(o.split_seed) + ") has " + std::to_string(held_out));
   }
   for (size_t i = 0; i < stats->samples.size(); ++i) {
-    if (stats->samples[i].label !=
-        x->split_.test.labels[static_cast<int64_t>(i)].item<int64_t>()) {
-      return InvalidArgumentError("held-out sample " + std::to_string(i) + " has another label in " +
-                                  o.stats +
+    if (stats->samples[i].label != x->split_.test.labels[static_cast<int64_t>(i)].item<int64_t>()) {
+      return InvalidArgumentError("held-out sample " + std::to_string(i) +
+                                  " has another label in " + o.stats +
                                   ": the stats were made on another split (--split-seed)");
     }
   }

@@ -127,11 +127,11 @@ void PrintSummaryRow(const std::vector<InferenceRecord>& recs, bool verify) {
     fallback += r.fallback.has_value();
     if (verify) verified += r.max_abs_diff >= 0 && r.max_abs_diff <= 1e-5 && r.top1_match;
   }
-  std::printf("%5d %12llu %10.2f %10.2f %10.2f %7d %8d %9s\n", recs.front().boundary,
-              static_cast<unsigned long long>(recs.front().bytes_sent), Median(dev), Median(edge),
-              Median(total), on_edge, fallback,
-              verify ? (std::to_string(verified) + "/" + std::to_string(recs.size())).c_str()
-                     : "-");
+  std::printf(
+      "%5d %12llu %10.2f %10.2f %10.2f %7d %8d %9s\n", recs.front().boundary,
+      static_cast<unsigned long long>(recs.front().bytes_sent), Median(dev), Median(edge),
+      Median(total), on_edge, fallback,
+      verify ? (std::to_string(verified) + "/" + std::to_string(recs.size())).c_str() : "-");
 }
 
 void PrintPolicyLine(const PolicySummary& s, const std::string& csi) {

@@ -139,8 +139,8 @@ Result<std::unique_ptr<InferencePlan>> FixedSplitPolicy::Begin(const ChannelObse
   return std::unique_ptr<InferencePlan>(std::make_unique<FixedSplitPlan>(*model_, k_, codec_));
 }
 
-void AnnotateTable(const LiveDecision& d, const TableContext& ctx, int first_state,
-                   int stop_state, InferenceRecord* r) {
+void AnnotateTable(const LiveDecision& d, const TableContext& ctx, int first_state, int stop_state,
+                   InferenceRecord* r) {
   json& f = r->policy_fields;
   f["table_generation"] = d.generation();
   f["predicted_cost"] = d.PredictedCost(first_state);

@@ -203,8 +203,8 @@ struct TableContext {
 };
 
 // Fills a record's prediction fields from table `d` (shared by TablePolicy and PlacedPolicy).
-void AnnotateTable(const LiveDecision& d, const TableContext& ctx, int first_state,
-                   int stop_state, InferenceRecord* r);
+void AnnotateTable(const LiveDecision& d, const TableContext& ctx, int first_state, int stop_state,
+                   InferenceRecord* r);
 
 class TablePolicy final : public SplitPolicy {
  public:

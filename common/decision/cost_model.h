@@ -119,7 +119,8 @@ struct PricedInference {
   double transfer = 0.0;   // (w_E p_tx_w + w_T) upload_s
   double edge = 0.0;       // w_T (queue + compute + download)
   double penalty = 0.0;
-  double total = 0.0;  // device + transfer + edge + penalty = w_E energy_j + w_T latency_s + penalty
+  double total =
+      0.0;  // device + transfer + edge + penalty = w_E energy_j + w_T latency_s + penalty
 };
 
 PricedInference PriceInference(const CostOptions& options, const InferenceSpend& spend);

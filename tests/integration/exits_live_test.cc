@@ -1,8 +1,8 @@
 // Early exits through the real edge_server (issue 9): the edge evaluates the exits after the
 // split with the request's thresholds and says which exit answered; with exits disabled (or no
 // thresholds) it gives the plain split path's outputs; bad exit requests are refused and the
-// server keeps serving; device_client --exits drives every controller live and loses no inference, with
-// or without an edge.
+// server keeps serving; device_client --exits drives every controller live and loses no inference,
+// with or without an edge.
 #include <fcntl.h>
 #include <sys/file.h>
 #include <unistd.h>

@@ -168,8 +168,8 @@ InferenceRecord RunOnPlacement(const PlacementAgent& agent, const at::Tensor& x,
 
 // Runs one inference on the agent's current placement and checks it against the version's
 // whole model.
-void ExpectCorrectInference(const PlacementAgent& agent, const std::string& repo,
-                            EdgeClient* edge, uint64_t seed) {
+void ExpectCorrectInference(const PlacementAgent& agent, const std::string& repo, EdgeClient* edge,
+                            uint64_t seed) {
   at::Tensor x = Input(seed);
   const InferenceRecord r = RunOnPlacement(agent, x, 0.2e6, edge);
   ASSERT_TRUE(r.ok) << r.fallback.value_or("");
