@@ -170,6 +170,24 @@ void AddDeviceClientOptions(CLI::App& app, DeviceClientOptions* o) {
   app.add_option("--rate-scale", o->rate_scale, "--exits: multiplies every trace rate");
   app.add_option("--summary-json", o->summary_json, "--exits: per-controller summary as JSON");
 
+  // Variant selection.
+  app.add_option("--variants", o->variants,
+                 "with --policy: select per inference among these digits_branchy variants, "
+                 "NAME=WEIGHTS,... (NAME as in --variant-profiles; the edge serves them as "
+                 "digits_branchy@1, @2, ... in this order), with a contextual bandit fed the QoE "
+                 "each inference realized; inputs are held-out digits (--data, --split-seed)")
+      ->needs(policy);
+  app.add_option("--variant-profiles", o->variant_profiles,
+                 "--variants: the variants' accuracy, FLOPs and unit profiles (make_variants.sh)");
+  app.add_option("--select", o->select, "--variants: linucb or egreedy")
+      ->check(CLI::IsMember({"linucb", "egreedy"}));
+  app.add_option("--latency-sensitivity", o->latency_sensitivity,
+                 "--variants: QoE points lost per ms of latency")
+      ->check(CLI::Range(0.0, 1e6));
+  app.add_option("--qoe-energy-weight", o->qoe_energy_weight,
+                 "--variants: QoE points lost per mJ the device spends")
+      ->check(CLI::Range(0.0, 1e6));
+
   app.parse_complete_callback([o, split, states] {
     o->split_given = split->count() > 0;
     o->states_given = states->count() > 0;

@@ -76,6 +76,13 @@ struct DeviceClientOptions {
   double rate_scale = 1.0;
   std::string summary_json;
 
+  // Variant selection (with --policy): on with --variants.
+  std::string variants;  // NAME=FILE,... (digits_branchy weights; the edge serves them as @1, @2..)
+  std::string variant_profiles = "data/variants/digits_variants.json";
+  std::string select = "linucb";
+  double latency_sensitivity = 0.1;  // QoE points per ms
+  double qoe_energy_weight = 0.0;    // QoE points per mJ
+
   bool placement() const { return !store.empty(); }
 };
 

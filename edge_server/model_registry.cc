@@ -139,7 +139,7 @@ std::vector<wire::ModelInfo> ModelRegistry::List() const {
 }
 
 namespace {
-// digits_branchy=FILE (issue 9): the early-exit model with the weights train_exits wrote.
+// digits_branchy[@V]=FILE: the early-exit model with the weights train_exits wrote.
 Result<std::shared_ptr<SplitModel>> LoadBranchyForServing(const std::string& path,
                                                           uint32_t version) {
   if (path.empty()) {
@@ -147,8 +147,8 @@ Result<std::shared_ptr<SplitModel>> LoadBranchyForServing(const std::string& pat
         "digits_branchy needs its trained weights: digits_branchy=FILE (build/bin/train_exits "
         "--out FILE)");
   }
-  if (version != 1) return InvalidArgumentError("digits_branchy has version 1 only");
-  auto model = exits::LoadBranchyModel(path);
+  // Any width train_exits wrote; versions tell variants apart (digits_branchy@2=w4.pt, ...).
+  auto model = exits::LoadBranchyModelAnyWidth(path, version);
   if (!model.ok()) return model.status();
   return std::shared_ptr<SplitModel>(std::move(*model));
 }

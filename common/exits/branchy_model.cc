@@ -66,7 +66,9 @@ struct BranchyModel::Net : torch::nn::Module {
 };
 
 BranchyModel::BranchyModel(const BranchyOptions& options)
-    : SplitModel("digits_branchy", 1), options_(options), net_(std::make_shared<Net>()) {}
+    : SplitModel("digits_branchy", options.version),
+      options_(options),
+      net_(std::make_shared<Net>()) {}
 
 BranchyModel::~BranchyModel() = default;
 
@@ -295,6 +297,23 @@ Result<std::shared_ptr<BranchyModel>> LoadBranchyModel(const std::string& path,
   if (!m.ok()) return m;
   SPLITINFER_RETURN_IF_ERROR((*m)->LoadWeights(path));
   return m;
+}
+
+Result<std::shared_ptr<BranchyModel>> LoadBranchyModelAnyWidth(const std::string& path,
+                                                               uint32_t version) {
+  if (version < 1) return InvalidArgumentError("digits_branchy version must be >= 1");
+  BranchyOptions o;
+  o.version = version;
+  Status first;
+  for (int64_t width : {8, 4, 16, 2, 32, 1, 64}) {
+    o.width = width;
+    Result<std::shared_ptr<BranchyModel>> m = LoadBranchyModel(path, o);
+    if (m.ok()) return m;
+    if (m.status().code() != StatusCode::kInvalidArgument) return m.status();  // unreadable
+    if (first.ok()) first = m.status();
+  }
+  return InvalidArgumentError(path + ": weights of no digits_branchy width in 1..64 (" +
+                              first.message() + ")");
 }
 
 at::Tensor PrepareDigitsInput(const at::Tensor& images, int64_t size) {

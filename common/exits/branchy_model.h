@@ -55,6 +55,7 @@ struct BranchyOptions {
   uint64_t seed = 1;        // weight init before training
   int64_t width = 8;        // c in the table above
   int64_t input_size = 32;  // H = W of the model input (PrepareDigitsInput's output)
+  uint32_t version = 1;     // the SplitModel version (variants of the task served side by side)
 };
 
 struct ExitInfo {
@@ -143,6 +144,12 @@ Result<std::shared_ptr<BranchyModel>> BuildBranchyModel(const BranchyOptions& op
 // file (device and edge load the same file to hold the same weights). Errors: as both.
 Result<std::shared_ptr<BranchyModel>> LoadBranchyModel(const std::string& path,
                                                        const BranchyOptions& options = {});
+
+// The weights of `path` whichever width they were trained at (train_exits --width: tried among
+// 1, 2, 4, ..., 64), as `version`: the variants of the task an edge serves side by side
+// (digits_branchy@V=FILE) and a device selects among (device_client --variants).
+Result<std::shared_ptr<BranchyModel>> LoadBranchyModelAnyWidth(const std::string& path,
+                                                               uint32_t version = 1);
 
 // The model input from DigitsData::images [n,1,8,8]: bilinear upsampling (align_corners
 // false) to [n,1,size,size]. It stands in for the 32x32 NIST bitmaps the 8x8 counts were made

@@ -38,19 +38,26 @@ const std::string kSource = SPLITINFER_SOURCE_DIR;
 const std::string kBin = SPLITINFER_BIN_DIR;
 const std::string kDigits = kSource + "/data/digits/digits.csv.gz";
 
-// digits_branchy trained by train_exits with its defaults (seed 1), once per build directory
-// (a file lock keeps concurrent test processes from training it twice): the weights the
-// committed data/exits/digits_branchy_stats.json was made from.
-std::string TrainedWeights() {
+// digits_branchy trained by train_exits, once per build directory (a file lock keeps concurrent
+// test processes from training it twice). With the defaults (width 8, its epochs, seed 1): the
+// weights the committed data/exits/digits_branchy_stats.json was made from.
+std::string TrainedWeights(int width = 0, int epochs = 0) {
   const std::string dir = EXITS_LIVE_CACHE_DIR;
   std::filesystem::create_directories(dir);
-  const std::string path = dir + "/digits_branchy_defaults.pt";
+  const std::string path = width == 0 ? dir + "/digits_branchy_defaults.pt"
+                                      : dir + "/digits_branchy_w" + std::to_string(width) + "_e" +
+                                            std::to_string(epochs) + ".pt";
   const int lock = open((dir + "/lock").c_str(), O_CREAT | O_RDWR, 0644);
   EXPECT_GE(lock, 0);
   flock(lock, LOCK_EX);
   if (!std::filesystem::exists(path)) {
     const std::string tmp = path + ".tmp";
-    ChildProcess train({kBin + "/train_exits", "--data", kDigits, "--out", tmp});
+    std::vector<std::string> args{kBin + "/train_exits", "--data", kDigits, "--out", tmp};
+    if (width > 0) {
+      args.insert(args.end(),
+                  {"--width", std::to_string(width), "--epochs", std::to_string(epochs)});
+    }
+    ChildProcess train(args);
     train.ReadAll(300s);
     EXPECT_EQ(train.Wait(), 0) << "train_exits failed";
     std::filesystem::rename(tmp, path);
@@ -345,6 +352,81 @@ TEST_F(ExitsLiveTest, DeviceClientExitsFinishLocallyWithoutAnEdge) {
     EXPECT_EQ(r["exit"], r["sim_exit"]) << r.dump();
   }
   EXPECT_GT(fallbacks, 0);
+}
+
+// Model-variant selection live: two widths of digits_branchy on the edge (@1, @2), the device
+// picks one per inference with LinUCB from the QoE each inference realized (a correct answer is
+// worth 100 points, a millisecond 0.1), offloads it to the edge at boundary 0 (the all-edge
+// policy: the edge must run the version of the variant chosen), and loses nothing. The narrow,
+// briefly trained variant answers worse; the bandit ends on the variant that did better.
+TEST_F(ExitsLiveTest, DeviceClientSelectsAVariantPerInferenceFromRealizedQoe) {
+  const std::string narrow = TrainedWeights(2, 1);
+  EdgeServerProcess server(
+      {"--models", "digits_branchy@1=" + narrow + ",digits_branchy@2=" + weights(), "--cpu"});
+  ASSERT_GT(server.port(), 0) << server.first_line();
+  const std::string ledger = ::testing::TempDir() + "/variants_ledger.jsonl";
+  constexpr int kInferences = 80;
+  ChildProcess client({kBin + "/device_client",
+                       "--server",
+                       server.address(),
+                       "--policy",
+                       "edge",
+                       "--channel",
+                       "trace:" + kSource + "/data/traces/norway_car_7",
+                       "--variants",
+                       "w2=" + narrow + ",w8=" + weights(),
+                       "--variant-profiles",
+                       kSource + "/data/variants/digits_variants.json",
+                       "--data",
+                       kDigits,
+                       "--requests",
+                       std::to_string(kInferences),
+                       "--device-slowdown",
+                       "3",
+                       "--ledger",
+                       ledger,
+                       "--json"});
+  client.ReadAll(240s);
+  ASSERT_EQ(client.Wait(), 0);
+  std::map<std::string, int> picks, right;
+  std::map<std::string, double> qoe;
+  int records = 0, on_edge = 0;
+  nlohmann::json summary;
+  std::vector<std::string> order;
+  for (const auto& r : ReadLedger(ledger)) {
+    if (r.value("event", "") == "summary") {
+      summary = r;
+      continue;
+    }
+    ++records;
+    EXPECT_TRUE(r["ok"].get<bool>()) << r.dump();
+    const std::string v = r["variant"];
+    EXPECT_TRUE(v == "w2" || v == "w8") << r.dump();
+    EXPECT_EQ(r["version"].get<int>(), v == "w2" ? 1 : 2) << r.dump();
+    if (r["completed_on"] == "edge") {
+      ++on_edge;
+      EXPECT_EQ(r["edge_version"], r["version"]) << r.dump();
+    }
+    ++picks[v];
+    right[v] += r["correct"].get<bool>();
+    qoe[v] += r["qoe"].get<double>();
+    order.push_back(v);
+  }
+  ASSERT_EQ(records, kInferences);
+  EXPECT_EQ(on_edge, kInferences);
+  ASSERT_GT(picks["w2"], 0) << "the bandit never tried w2";
+  ASSERT_GT(picks["w8"], 0) << "the bandit never tried w8";
+  const std::string better = qoe["w8"] / picks["w8"] >= qoe["w2"] / picks["w2"] ? "w8" : "w2";
+  EXPECT_EQ(better, "w8") << "w2 accuracy " << 1.0 * right["w2"] / picks["w2"] << ", w8 "
+                          << 1.0 * right["w8"] / picks["w8"];
+  int late_better = 0;
+  for (size_t i = order.size() - kInferences / 5; i < order.size(); ++i)
+    late_better += order[i] == better;
+  EXPECT_GE(late_better, kInferences / 10) << "the last 20% should mostly pick " << better;
+  ASSERT_TRUE(summary.contains("variants")) << "no summary line";
+  int total = 0;
+  for (const auto& v : summary["variants"]) total += v["picks"].get<int>();
+  EXPECT_EQ(total, kInferences);
 }
 
 }  // namespace
