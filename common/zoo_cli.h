@@ -1,6 +1,9 @@
-// The zoo's command-line options (input size, width, classes, MLP shape, weight seed), shared by
-// the tools that build a zoo model from flags (profile_model, codec_fidelity). Header-only: CLI11
-// is header-only and only the programs include it.
+// The zoo's command-line options (input size, width, classes, MLP shape, weight seed): one parser
+// for every program that builds a zoo model from flags (edge_server, device_client, loadgen,
+// profile_model, codec_fidelity, model_repo). Both sides of a split must build the same weights,
+// so they take the same flags with the same bounds. The weight seed is --weight-seed: --seed
+// means the run's own randomness in every program. Header-only: CLI11 is header-only and only
+// the programs include it.
 #pragma once
 
 #include <cstdint>
@@ -12,23 +15,17 @@
 namespace splitinfer {
 
 inline void AddZooOptions(CLI::App& app, ZooOptions* zoo) {
-  app.add_option("--input-size", zoo->input_size, "zoo: H = W of the input image")
-      ->default_val(224)
-      ->check(CLI::Range(int64_t{1}, int64_t{4096}));
-  app.add_option("--width-mult", zoo->width_mult, "zoo: channel width multiplier")
-      ->default_val(1.0)
-      ->check(CLI::Range(1e-3, 16.0));
-  app.add_option("--num-classes", zoo->num_classes, "zoo: classifier outputs")
-      ->default_val(1000)
-      ->check(CLI::PositiveNumber);
+  app.add_option("--input-size", zoo->input_size, "zoo CNNs: image height = width")
+      ->check(CLI::Range(int64_t{16}, int64_t{4096}));
+  app.add_option("--width-mult", zoo->width_mult, "zoo CNNs: channel multiplier")
+      ->check(CLI::Range(0.05, 4.0));
+  app.add_option("--num-classes", zoo->num_classes, "zoo models: classifier outputs")
+      ->check(CLI::Range(1, 100000));
   app.add_option("--mlp-width", zoo->mlp_width, "zoo mlp: features per layer")
-      ->default_val(1024)
-      ->check(CLI::PositiveNumber);
+      ->check(CLI::Range(1, 1 << 16));
   app.add_option("--mlp-layers", zoo->mlp_layers, "zoo mlp: number of layers")
-      ->default_val(8)
-      ->check(CLI::PositiveNumber);
-  app.add_option("--seed", zoo->seed, "zoo: weight seed (0 = from name and version)")
-      ->default_val(0);
+      ->check(CLI::Range(1, 1000));
+  app.add_option("--weight-seed", zoo->seed, "zoo: weight seed (0 = from name and version)");
 }
 
 }  // namespace splitinfer

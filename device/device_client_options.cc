@@ -1,5 +1,7 @@
 #include "device/device_client_options.h"
 
+#include "common/zoo_cli.h"
+
 namespace splitinfer {
 
 void AddDeviceClientOptions(CLI::App& app, DeviceClientOptions* o) {
@@ -25,14 +27,7 @@ void AddDeviceClientOptions(CLI::App& app, DeviceClientOptions* o) {
   app.add_option("--model", o->model, "zoo model name (or the name of --torchscript)");
   app.add_option("--version", o->version, "model version")->check(CLI::Range(1u, 1000000u));
   app.add_option("--torchscript", o->torchscript, "TorchScript chain file instead of the zoo");
-  app.add_option("--input-size", o->zoo.input_size,
-                 "zoo CNNs: image height = width (as the server)")
-      ->check(CLI::Range(16, 4096));
-  app.add_option("--width-mult", o->zoo.width_mult, "zoo CNNs: channel multiplier (as the server)")
-      ->check(CLI::Range(0.05, 4.0));
-  app.add_option("--num-classes", o->zoo.num_classes)->check(CLI::Range(1, 100000));
-  app.add_option("--mlp-width", o->zoo.mlp_width)->check(CLI::Range(1, 1 << 16));
-  app.add_option("--mlp-layers", o->zoo.mlp_layers)->check(CLI::Range(1, 1000));
+  AddZooOptions(app, &o->zoo);  // the same flags as the edge's, so both build one model
   app.add_option("--threads", o->threads, "LibTorch intra-op threads (0: default)")
       ->check(CLI::Range(0, 256));
 

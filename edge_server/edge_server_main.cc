@@ -22,6 +22,7 @@
 #include <CLI/CLI.hpp>
 
 #include "common/config_file.h"
+#include "common/zoo_cli.h"
 #include "common/frame_io.h"
 #include "common/handshake.h"
 #include "common/log.h"
@@ -84,15 +85,7 @@ int main(int argc, char** argv) {
                  "TESTING: flip a byte in the first N unit chunks sent");
   app.add_option("--fault-drop-after-chunks", opts.fault_drop_after_chunks,
                  "TESTING: drop the connection that would send chunk number N (once)");
-  app.add_option("--input-size", zoo.input_size, "zoo CNNs: image height = width")
-      ->check(CLI::Range(16, 4096));
-  app.add_option("--width-mult", zoo.width_mult, "zoo CNNs: channel multiplier")
-      ->check(CLI::Range(0.05, 4.0));
-  app.add_option("--num-classes", zoo.num_classes, "zoo models: classes")
-      ->check(CLI::Range(1, 100000));
-  app.add_option("--mlp-width", zoo.mlp_width, "mlp: features per layer")
-      ->check(CLI::Range(1, 1 << 16));
-  app.add_option("--mlp-layers", zoo.mlp_layers, "mlp: layers")->check(CLI::Range(1, 1000));
+  AddZooOptions(app, &zoo);
   app.add_option("--io-threads", opts.io_threads, "threads doing network I/O")
       ->check(CLI::Range(1, 256));
   app.add_option("--compute-threads", opts.compute_threads, "threads running inferences")

@@ -7,6 +7,7 @@
 #include <thread>
 
 #include "tests/integration/child_process.h"
+#include "tests/integration/edge_harness.h"
 #include "tests/integration/test_models.h"
 
 namespace splitinfer {
@@ -107,12 +108,17 @@ TEST(LoadgenTest, OpenLoopRateAndMaxRequestsBoundWhatIsSent) {
 }
 
 TEST(LoadgenTest, ServerKilledMidRunEveryRequestStillCountedOnce) {
-  EdgeServerProcess server(ServerArgs());
-  ASSERT_GT(server.port(), 0) << server.first_line();
+  harness::FaultServer server(ServerArgs());
+  ASSERT_GT(server.port(), 0) << server.log();
   ChildProcess lg(
-      LoadgenArgs(server.address(), {"--devices", "16", "--in-flight", "2", "--duration", "3s",
+      LoadgenArgs(server.address(), {"--devices", "16", "--in-flight", "2", "--duration", "6s",
                                      "--split", "1", "--json", "--io-timeout-ms", "2000"}));
-  std::this_thread::sleep_for(1s);
+  // Killed once every device is connected and requests flow (loadgen's start-up takes a while
+  // on a busy machine): mid-run, not before it.
+  EXPECT_EQ(harness::WaitForMetric(server.admin_port(), "splitinfer_edge_connected_devices",
+                                   [](double v) { return v >= 16; }, 60s),
+            16);
+  std::this_thread::sleep_for(500ms);
   server.process().Kill(SIGKILL);
   auto lines = lg.ReadAll(60s);
   ASSERT_EQ(lg.Wait(), 0);
