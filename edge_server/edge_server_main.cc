@@ -22,10 +22,10 @@
 #include <CLI/CLI.hpp>
 
 #include "common/config_file.h"
-#include "common/zoo_cli.h"
 #include "common/frame_io.h"
 #include "common/handshake.h"
 #include "common/log.h"
+#include "common/zoo_cli.h"
 #include "edge_server/admin_http.h"
 #include "edge_server/edge_server.h"
 #include "edge_server/repo_watcher.h"

@@ -115,8 +115,9 @@ TEST(LoadgenTest, ServerKilledMidRunEveryRequestStillCountedOnce) {
                                      "--split", "1", "--json", "--io-timeout-ms", "2000"}));
   // Killed once every device is connected and requests flow (loadgen's start-up takes a while
   // on a busy machine): mid-run, not before it.
-  EXPECT_EQ(harness::WaitForMetric(server.admin_port(), "splitinfer_edge_connected_devices",
-                                   [](double v) { return v >= 16; }, 60s),
+  EXPECT_EQ(harness::WaitForMetric(
+                server.admin_port(), "splitinfer_edge_connected_devices",
+                [](double v) { return v >= 16; }, 60s),
             16);
   std::this_thread::sleep_for(500ms);
   server.process().Kill(SIGKILL);
