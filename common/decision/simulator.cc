@@ -10,6 +10,7 @@
 #include <sstream>
 
 #include "common/decision/channel.h"
+#include "common/decision/robust.h"
 #include "common/decision/trace.h"
 
 namespace splitinfer::decision {
@@ -125,6 +126,13 @@ struct World {
   RowMatrix terminal_rows;  // forced stop row for every placement M
   std::function<Episode(std::mt19937_64&)> draw;
   double mean_rate = 0.0;
+  // Rate series only: episodes start at steps of the scored part, drawn up front and replayed in
+  // time order so that the robust splitter learns only from inferences that ended before.
+  std::shared_ptr<const SeriesModel> model;
+  std::shared_ptr<const ScoredSeries> score;
+  std::shared_ptr<const RateSeries> full;  // fitting part then scored part
+  size_t cut = 0;                          // first step of the scored part in `full`
+  SeriesFitOptions fit;
 };
 
 Result<World> RayleighWorld(const CostModel& cost, const ChannelSpec& ch, const SimOptions& o) {
@@ -194,11 +202,11 @@ Result<World> SeriesWorld(const CostModel& cost, const ChannelSpec& ch, const Si
   w.problem = shared->problem();
   w.terminal_rows = w.problem.stop_cost;
   w.mean_rate = shared->fit_mean_rate_bps();
-  const size_t len = score->size();
-  w.draw = [&cost, shared, score, len](std::mt19937_64& rng) {
-    std::uniform_int_distribution<size_t> start(0, len - 1);
-    return score->EpisodeAt(cost, *shared, start(rng));
-  };
+  w.model = shared;
+  w.score = score;
+  w.full = std::make_shared<const RateSeries>(std::move(series));
+  w.cut = cut;
+  w.fit = fo;
   return w;
 }
 
@@ -335,23 +343,30 @@ Episode ScoredSeries::EpisodeAt(const CostModel& cost, const SeriesModel& model,
   e.stop_cost.resize(n + 1);
   const int options = cost.num_wire_options();
   if (options > 1) e.option_cost.assign(n + 1, std::vector<double>(options, 0.0));
+  e.finish_s.resize(n + 1);
   for (int l = 0; l <= n; ++l) {
     const size_t i = (i0 + model.lag()[l]) % len;
+    const double started = static_cast<double>(model.lag()[l]) * series_.dt_s;
     e.state[l] = model.StateOf(observed_[i], observed_long_.empty() ? 0.0 : observed_long_[i]);
     if (options == 1) {
-      e.stop_cost[l] = cost.StopCostForTransfer(l, clock_.TransferTime(i + 1, cost.Bits(l)));
+      const double t = clock_.TransferTime(i + 1, cost.Bits(l));
+      e.stop_cost[l] = cost.StopCostForTransfer(l, t);
+      e.finish_s[l] = started + t;
       continue;
     }
-    double best = std::numeric_limits<double>::infinity();
+    double best = std::numeric_limits<double>::infinity(), longest = 0.0;
     for (int c = 0; c < options; ++c) {
-      const double v =
-          cost.OptionAllowed(l, c)
-              ? cost.StopCostForTransfer(l, clock_.TransferTime(i + 1, cost.OptionBits(l, c)), c)
-              : std::numeric_limits<double>::infinity();
+      double v = std::numeric_limits<double>::infinity();
+      if (cost.OptionAllowed(l, c)) {
+        const double t = clock_.TransferTime(i + 1, cost.OptionBits(l, c));
+        v = cost.StopCostForTransfer(l, t, c);
+        longest = std::max(longest, t);
+      }
       e.option_cost[l][c] = v;
       best = std::min(best, v);
     }
     e.stop_cost[l] = best;
+    e.finish_s[l] = started + longest;
   }
   return e;
 }
@@ -399,7 +414,7 @@ bool SimOptions::IsValid(std::string* error) const {
     m << "fit_fraction must be in (0, 1) (got " << fit_fraction << ")";
   else if (!(transfer_scale > 0))
     m << "transfer_scale must be > 0 (got " << transfer_scale << ")";
-  else if (!placement.IsValid(error))
+  else if (!placement.IsValid(error) || !robust.IsValid(error))
     return false;
   else
     return true;
@@ -418,15 +433,44 @@ Result<SimResult> RunSimulation(const CostModel& cost, const ChannelSpec& channe
   if (!world.ok()) return world.status();
   const StoppingProblem& p = world->problem;
   std::vector<std::unique_ptr<StoppingPolicy>> policies = MakeStandardPolicies(p);
+  policies.front() = std::make_unique<TablePolicy>(
+      "bi-textbook", p.horizon, p.num_states(),
+      static_cast<const TablePolicy&>(*policies.front()).table());
+  const bool series = world->score != nullptr;
+  RobustSplitter robust(std::make_shared<const StoppingProblem>(p), world->model, o.robust);
+  if (series && o.robust.refit) {
+    // The first re-fit sees the channel up to the first scored step.
+    const size_t w = std::max<size_t>(1, std::lround(o.robust.refit_window_s / o.grid_s));
+    const size_t from = world->cut > w ? world->cut - w : 0;
+    SPLITINFER_RETURN_IF_ERROR(robust.Refit(cost, world->full->Slice(from, world->cut), world->fit));
+  }
   const double solve_ms =
       std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
   const int n = p.horizon;
-  std::vector<Accumulator> acc(policies.size() + 1);
+  // acc[0] oracle, acc[1] the robust splitter ("bi"), then the textbook policies.
+  std::vector<Accumulator> acc(policies.size() + 2);
   std::mt19937_64 rng(o.seed);
   const int tick = std::max(1, o.episodes / 20);
   const int options = cost.num_wire_options();
+  std::vector<size_t> starts;
+  if (series) {
+    std::uniform_int_distribution<size_t> start(0, world->score->size() - 1);
+    starts.resize(o.episodes);
+    for (size_t& i : starts) i = start(rng);
+    std::sort(starts.begin(), starts.end());
+  }
+  struct Pending {
+    size_t reveal = 0;  // scored step at which every candidate's cost is known
+    std::shared_ptr<const RobustSplitter::Snapshot> snapshot;
+    std::vector<double> costs;
+  };
+  std::vector<Pending> pending;
+  const size_t refit_steps = std::max<size_t>(1, std::lround(o.robust.refit_every_s / o.grid_s));
+  const size_t refit_window = std::max<size_t>(1, std::lround(o.robust.refit_window_s / o.grid_s));
+  size_t next_refit = world->cut + refit_steps;
   for (int ep = 0; ep < o.episodes; ++ep) {
-    const Episode e = world->draw(rng);
+    const Episode e =
+        series ? world->score->EpisodeAt(cost, *world->model, starts[ep]) : world->draw(rng);
     int b = 0;
     const double oc = OracleEpisodeCost(p, e, &b);
     int oracle_option = 0;
@@ -437,7 +481,58 @@ Result<SimResult> RunSimulation(const CostModel& cost, const ChannelSpec& channe
     acc[0].Add(oc, b, n, oracle_option, options);
     for (size_t i = 0; i < policies.size(); ++i) {
       const double c = EpisodeCost(p, *policies[i], e, &b);
-      acc[i + 1].Add(c, b, n, p.StopOption(b, e.state[b]), options);
+      acc[i + 2].Add(c, b, n, p.StopOption(b, e.state[b]), options);
+    }
+    // The robust splitter: learn from the inferences that have ended, re-fit on schedule, then
+    // decide with the incumbent and price every candidate on this path.
+    if (series) {
+      const size_t now = starts[ep];
+      for (size_t j = 0; j < pending.size();) {
+        if (pending[j].reveal <= now) {
+          robust.Observe(*pending[j].snapshot, pending[j].costs);
+          pending[j] = std::move(pending.back());
+          pending.pop_back();
+        } else {
+          ++j;
+        }
+      }
+      const size_t global = world->cut + now;
+      if (o.robust.refit && global >= next_refit) {
+        const size_t from = global > refit_window ? global - refit_window : 0;
+        SPLITINFER_RETURN_IF_ERROR(robust.Refit(cost, world->full->Slice(from, global), world->fit));
+        next_refit = global + refit_steps;
+      }
+    }
+    std::shared_ptr<const RobustSplitter::Snapshot> snap = robust.snapshot();
+    std::vector<double> costs(snap->candidates.size());
+    double finish = 0.0;
+    int chosen_b = 0, chosen_option = 0;
+    const SeriesModel* last_model = world->model.get();
+    Episode other;
+    for (size_t c = 0; c < snap->candidates.size(); ++c) {
+      const SplitCandidate& cand = snap->candidates[c];
+      const Episode* path = &e;
+      if (series && cand.model.get() != world->model.get()) {
+        if (cand.model.get() != last_model) {
+          other = world->score->EpisodeAt(cost, *cand.model, starts[ep]);
+          last_model = cand.model.get();
+        }
+        path = &other;
+      }
+      costs[c] = EpisodeCost(*cand.problem, *cand.policy, *path, &b);
+      if (!path->finish_s.empty()) finish = std::max(finish, path->finish_s[b]);
+      if (static_cast<int>(c) == snap->choice) {
+        chosen_b = b;
+        chosen_option = cand.problem->StopOption(b, path->state[b]);
+      }
+    }
+    acc[1].Add(costs[snap->choice], chosen_b, n, chosen_option, options);
+    if (series) {
+      const size_t reveal =
+          starts[ep] + static_cast<size_t>(std::ceil(finish / o.grid_s)) + 1;
+      pending.push_back({reveal, std::move(snap), std::move(costs)});
+    } else {
+      robust.Observe(*snap, costs);  // i.i.d. draws: no time between inferences to respect
     }
     if (o.progress && (ep + 1) % tick == 0) o.progress(ep + 1, o.episodes);
   }
@@ -453,8 +548,17 @@ Result<SimResult> RunSimulation(const CostModel& cost, const ChannelSpec& channe
   for (int c = 0; c < options; ++c) r.wire_options.push_back(cost.WireOptionName(c));
   r.policies.push_back(acc[0].Stats("oracle", o.episodes));
   r.policies.back().model_expected_cost = kNaN;
+  r.policies.push_back(acc[1].Stats("bi", o.episodes));
+  {
+    // The robust splitter's model cost: its final incumbent's, when that is a textbook table.
+    const SplitCandidate& last = robust.snapshot()->chosen();
+    r.policies.back().model_expected_cost =
+        last.model == world->model ? ExactExpectedCost(p, *last.policy) : kNaN;
+  }
+  r.robust_switches = robust.selector().switches();
+  r.robust_final = robust.snapshot()->chosen().name;
   for (size_t i = 0; i < policies.size(); ++i) {
-    r.policies.push_back(acc[i + 1].Stats(policies[i]->name(), o.episodes));
+    r.policies.push_back(acc[i + 2].Stats(policies[i]->name(), o.episodes));
     r.policies.back().model_expected_cost = ExactExpectedCost(p, *policies[i]);
   }
   const double oracle = r.policies[0].mean_cost;
@@ -487,6 +591,7 @@ nlohmann::json ToJson(const SimResult& r) {
   j["fitted_mean_rate_bps"] = r.fitted_law_mean_rate_bps;
   j["wire_options"] = r.wire_options;
   j["solve_ms"] = r.solve_ms;
+  j["robust"] = {{"switches", r.robust_switches}, {"final", r.robust_final}};
   for (const PolicyStats& s : r.policies)
     j["policies"].push_back({{"name", s.name},
                              {"mean_cost", s.mean_cost},

@@ -23,6 +23,7 @@
 
 #include "common/decision/cost_model.h"
 #include "common/decision/placement.h"
+#include "common/decision/robust.h"
 #include "common/decision/stopping.h"
 #include "common/decision/trace.h"
 #include "common/status.h"
@@ -130,6 +131,7 @@ struct SimOptions {
   double transfer_scale = 1.0;  // multiplies every trace rate (a faster or slower uplink)
   UccColumn ucc_column = UccColumn::kSnrShannon;  // which UCC 5G column becomes the rate
   PlacementOptions placement;
+  RobustOptions robust;  // the robust splitter, reported as "bi"
   std::function<void(int done, int total)> progress;
 
   bool IsValid(std::string* error) const;
@@ -161,6 +163,8 @@ struct SimResult {
   PlacementPlan placement;
   PlacementPlan placement_ola;
   double solve_ms = 0.0;  // building the problem and every policy
+  int robust_switches = 0;   // times the robust splitter changed its candidate
+  std::string robust_final;  // and the candidate it ended with
 };
 
 // The rate series of a series channel (trace:, markov-fit:, gauss-markov:) on a grid of grid_s

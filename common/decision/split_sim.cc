@@ -17,6 +17,7 @@
 #include <CLI/CLI.hpp>
 
 #include "common/cli_parse.h"
+#include "common/decision/robust_cli.h"
 #include "common/decision/simulator.h"
 #include "common/decision/zoo_profiles.h"
 
@@ -39,8 +40,8 @@ int main(int argc, char** argv) {
                  "markov-fit:FILE")
       ->required();
   app.add_option("--policies", policies,
-                 "all, or a comma list of bi,ola,greedy,neurosurgeon,best-fixed,all-edge,"
-                 "all-local (the oracle is always shown)");
+                 "all, or a comma list of bi,bi-textbook,ola,greedy,neurosurgeon,best-fixed,"
+                 "all-edge,all-local (the oracle is always shown; bi is the robust splitter)");
   app.add_option("--episodes", sim.episodes, "inferences simulated")
       ->check(CLI::Range(1, 100000000));
   app.add_option("--seed", sim.seed, "random seed");
@@ -81,6 +82,7 @@ int main(int argc, char** argv) {
   app.add_option("--fidelity-weight", fidelity_weight,
                  "cost per unit of lost top-1 agreement (overrides --config)")
       ->check(CLI::Range(0.0, 1e9));
+  sd::AddRobustOptions(app, &sim.robust);
   app.add_flag("--json", json, "JSON on stdout");
   app.add_flag("--quiet", quiet, "no progress on stderr");
   SPLITINFER_CLI_PARSE(app, argc, argv);
@@ -150,8 +152,9 @@ int main(int argc, char** argv) {
     std::stringstream ss(policies);
     std::string name;
     while (std::getline(ss, name, ',')) keep.insert(name);
-    const std::set<std::string> known = {"oracle",       "bi",         "ola",      "greedy",
-                                         "neurosurgeon", "best-fixed", "all-edge", "all-local"};
+    const std::set<std::string> known = {"oracle",   "bi",           "bi-textbook", "ola",
+                                         "greedy",   "neurosurgeon", "best-fixed",  "all-edge",
+                                         "all-local"};
     for (const std::string& k : keep)
       if (!known.count(k))
         return fail(splitinfer::InvalidArgumentError("unknown policy '" + k + "'"));

@@ -200,6 +200,10 @@ struct Episode {
   // policy pays the option its problem chose for the observed state (StopOption). Empty: one
   // option.
   std::vector<std::vector<double>> option_cost;
+  // Rate series: seconds from the start of the inference until a stop at l has finished sending
+  // (device time of units 1..l plus the longest transfer of an option there); empty otherwise.
+  // After that time the device has seen what a stop at l cost.
+  std::vector<double> finish_s;
 };
 // Cost of running `policy` on an episode; `boundary` receives where it stopped.
 double EpisodeCost(const StoppingProblem& p, const StoppingPolicy& policy, const Episode& e,

@@ -1,0 +1,124 @@
+// The robust splitter: backward induction that does not bet on one fitted law
+// (docs/decision.md, "A splitter that is robust to a law that changes").
+//
+// A law fitted on the past need not hold on the next minutes of a real channel: an i.i.d. law
+// expects a fresh draw after every unit where the rate in fact holds for a second, and a level
+// shift or a long outage moves every transfer time. The robust splitter keeps a set of candidate
+// stopping tables and, per inference, follows the one whose realized cost on the recent past was
+// lowest, switching only on evidence:
+//  - the textbook policies of the law the user gave (BI first, then OLA, greedy, Neurosurgeon,
+//    best-fixed, all-edge, all-local), built once;
+//  - on rate series, BI and greedy re-fitted every `refit_every_s` on the last `refit_window_s`
+//    seconds of the channel with a Markov law at each unit's lag (the persistence the i.i.d. law
+//    leaves out, the level the fitting part may not have had).
+// After an inference, every candidate's cost on the channel path the device saw is known (the
+// device observes the rate throughout; the simulator has the episode), so the selector has full
+// information. It keeps exponentially discounted means of every candidate's cost and of the
+// paired differences, and leaves the incumbent for the best candidate only when the paired
+// advantage is `z` standard errors and `min_gain` of the incumbent's cost. On a stationary law
+// that it knows, textbook BI has the least expected cost of all candidates, so the selector keeps
+// it: the robust splitter is then textbook BI (tests/decision/robust_test.cc).
+//
+// A decision stays a table lookup: the incumbent's table, from a snapshot taken when the
+// inference begins. Re-fits build new tables off the decision path.
+//
+// Thread safety: RobustSplitter is not thread-safe (one owner drives it); its Snapshot objects
+// are immutable and may be shared with any thread.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "common/decision/cost_model.h"
+#include "common/decision/stopping.h"
+#include "common/decision/trace.h"
+#include "common/status.h"
+
+namespace splitinfer::decision {
+
+class SeriesModel;         // common/decision/simulator.h
+struct SeriesFitOptions;  // common/decision/simulator.h
+
+struct RobustOptions {
+  bool refit = true;              // rate series: add the re-fitted Markov candidates
+  double refit_window_s = 60.0;   // fitted on the last W seconds of the channel
+  double refit_every_s = 5.0;     // re-fitted this often (channel time)
+  double half_life = 100.0;       // inferences: the selector forgets with this half-life
+  double z = 2.0;                 // standard errors of the paired advantage needed to switch
+  double min_gain = 0.005;        // and this share of the incumbent's discounted cost
+  double min_effective = 20.0;    // effective inferences observed before the first switch
+
+  bool IsValid(std::string* error) const;
+};
+
+// One candidate policy: its table, the problem it was built on and how it maps an observation to
+// a state (null model: the caller's state map, e.g. an analytic law).
+struct SplitCandidate {
+  std::string name;
+  std::shared_ptr<const SeriesModel> model;
+  std::shared_ptr<const StoppingProblem> problem;
+  std::shared_ptr<const StoppingPolicy> policy;
+};
+
+// Follow the candidate with the least discounted cost, switching on evidence (see above).
+class PolicySelector {
+ public:
+  PolicySelector(int num_candidates, const RobustOptions& options, int incumbent = 0);
+  // One inference's realized cost for every candidate (same path for all).
+  void Observe(const std::vector<double>& costs);
+  int incumbent() const { return incumbent_; }
+  int switches() const { return switches_; }
+  // Discounted mean cost of candidate c (NaN before any observation).
+  double Mean(int c) const;
+  double effective_count() const;
+
+ private:
+  int n_;
+  RobustOptions o_;
+  double gamma_;
+  int incumbent_, switches_ = 0;
+  double weight_ = 0.0, weight_sq_ = 0.0;  // sum of weights and of squared weights
+  std::vector<double> sum_;                // n: discounted cost sums
+  std::vector<double> pair_sq_;            // n x n: discounted sums of squared paired differences
+};
+
+class RobustSplitter {
+ public:
+  // The set every split starts from: the textbook policies of `problem`, whose states `model`
+  // maps (null for an analytic law).
+  RobustSplitter(std::shared_ptr<const StoppingProblem> problem,
+                 std::shared_ptr<const SeriesModel> model, const RobustOptions& options);
+
+  // The candidates at one time, immutable: what an inference that begins now decides with.
+  struct Snapshot {
+    std::vector<SplitCandidate> candidates;
+    int choice = 0;
+    const SplitCandidate& chosen() const { return candidates[choice]; }
+  };
+  std::shared_ptr<const Snapshot> snapshot() const { return snapshot_; }
+
+  // Re-fits the Markov candidates on `window` (the last refit_window_s of the channel) with the
+  // initial fit's options, a Markov law forced. Off the decision path.
+  Status Refit(const CostModel& cost, const RateSeries& window, const SeriesFitOptions& fit);
+  // The costs every candidate of `snapshot` (taken when that inference began) realized on its
+  // path, once the path is known. Candidates re-fitted since then are scored with their old
+  // tables, which is what they would have done.
+  void Observe(const Snapshot& at_start, const std::vector<double>& costs);
+
+  const RobustOptions& options() const { return options_; }
+  const PolicySelector& selector() const { return selector_; }
+
+ private:
+  void Publish();
+
+  RobustOptions options_;
+  std::vector<SplitCandidate> fixed_, refitted_;
+  PolicySelector selector_;
+  std::shared_ptr<const Snapshot> snapshot_;
+};
+
+// The candidates' names in a snapshot's order for a splitter with (true) or without re-fits.
+std::vector<std::string> RobustCandidateNames(bool refit);
+
+}  // namespace splitinfer::decision
