@@ -85,6 +85,10 @@ std::vector<SplitCandidate> TextbookCandidates(std::shared_ptr<const StoppingPro
                                                const std::string& suffix) {
   std::vector<SplitCandidate> out;
   for (std::unique_ptr<StoppingPolicy>& p : MakeStandardPolicies(*problem)) {
+    // Plans that do not look at the channel (a fixed split, all-edge) are no candidates: one
+    // that looked best over the last minutes offloads into the next outage until the selector
+    // has seen enough of it. All-local stays: it is the safe harbour.
+    if (p->name() == "best-fixed" || p->name() == "all-edge") continue;
     SplitCandidate c;
     c.name = p->name() == "bi" ? "bi-textbook" + suffix : p->name() + suffix;
     c.model = model;
@@ -96,7 +100,8 @@ std::vector<SplitCandidate> TextbookCandidates(std::shared_ptr<const StoppingPro
 }
 
 // The re-fitted candidates: BI and greedy on a Markov law.
-std::vector<SplitCandidate> RefitCandidates(const std::vector<SplitCandidate>& all) {
+std::vector<SplitCandidate> RefitCandidates(const std::vector<SplitCandidate>& all,
+                                            bool long_window) {
   std::vector<SplitCandidate> out;
   for (const SplitCandidate& c : all) {
     if (c.name == "bi-textbook") {
@@ -107,17 +112,27 @@ std::vector<SplitCandidate> RefitCandidates(const std::vector<SplitCandidate>& a
       out.back().name = "greedy-refit";
     }
   }
+  if (long_window) {
+    const size_t short_only = out.size();
+    for (size_t i = 0; i < short_only; ++i) {
+      out.push_back(out[i]);
+      out.back().name += "-long";
+    }
+  }
   return out;
 }
 
 }  // namespace
 
-std::vector<std::string> RobustCandidateNames(bool refit) {
-  std::vector<std::string> names = {"bi-textbook", "ola",       "greedy",  "neurosurgeon",
-                                    "best-fixed",  "all-edge", "all-local"};
+std::vector<std::string> RobustCandidateNames(bool refit, bool long_window) {
+  std::vector<std::string> names = {"bi-textbook", "ola", "greedy", "neurosurgeon", "all-local"};
   if (refit) {
     names.push_back("bi-refit");
     names.push_back("greedy-refit");
+  }
+  if (refit && long_window) {
+    names.push_back("bi-refit-long");
+    names.push_back("greedy-refit-long");
   }
   return names;
 }
@@ -127,7 +142,7 @@ RobustSplitter::RobustSplitter(std::shared_ptr<const StoppingProblem> problem,
                                const RobustOptions& options)
     : options_(options),
       fixed_(TextbookCandidates(problem, model, "")),
-      refitted_(options.refit && model ? RefitCandidates(fixed_)
+      refitted_(options.refit && model ? RefitCandidates(fixed_, options.long_window_s > 0)
                                        : std::vector<SplitCandidate>{}),
       selector_(static_cast<int>(fixed_.size() + refitted_.size()), options, 0) {
   if (!model) options_.refit = false;
@@ -148,15 +163,28 @@ Status RobustSplitter::Refit(const CostModel& cost, const RateSeries& window,
   SeriesFitOptions o = fit;
   o.markov = true;
   o.allow_dead = true;  // a window inside an outage: offloading is not allowed, finish locally
-  Result<SeriesModel> m = SeriesModel::Fit(cost, window, o, "robust re-fit");
-  if (!m.ok()) return m.status();
-  auto model = std::make_shared<const SeriesModel>(std::move(*m));
-  auto problem = std::make_shared<const StoppingProblem>(model->problem());
-  SplitCandidate bi{"bi-refit", model, problem, std::shared_ptr<const StoppingPolicy>(
-                                                    MakeBiPolicy(*problem))};
-  SplitCandidate greedy{"greedy-refit", model, problem,
-                        std::shared_ptr<const StoppingPolicy>(MakeGreedyPolicy(*problem))};
-  refitted_ = {std::move(bi), std::move(greedy)};
+  o.long_window_s = 0.0;
+  std::vector<SplitCandidate> next;
+  auto add = [&](const SeriesFitOptions& fo, const std::string& suffix) -> Status {
+    Result<SeriesModel> m = SeriesModel::Fit(cost, window, fo, "robust re-fit");
+    if (!m.ok()) return m.status();
+    auto model = std::make_shared<const SeriesModel>(std::move(*m));
+    auto problem = std::make_shared<const StoppingProblem>(model->problem());
+    next.push_back({"bi-refit" + suffix, model, problem,
+                    std::shared_ptr<const StoppingPolicy>(MakeBiPolicy(*problem))});
+    next.push_back({"greedy-refit" + suffix, model, problem,
+                    std::shared_ptr<const StoppingPolicy>(MakeGreedyPolicy(*problem))});
+    return Status::Ok();
+  };
+  SPLITINFER_RETURN_IF_ERROR(add(o, ""));
+  if (options_.long_window_s > 0) {
+    SeriesFitOptions ol = o;
+    ol.long_window_s = options_.long_window_s;
+    ol.long_states = options_.long_states;
+    ol.num_states = std::max(1, o.num_states / 2);
+    SPLITINFER_RETURN_IF_ERROR(add(ol, "-long"));
+  }
+  refitted_ = std::move(next);
   Publish();
   return Status::Ok();
 }

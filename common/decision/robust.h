@@ -6,11 +6,13 @@
 // shift or a long outage moves every transfer time. The robust splitter keeps a set of candidate
 // stopping tables and, per inference, follows the one whose realized cost on the recent past was
 // lowest, switching only on evidence:
-//  - the textbook policies of the law the user gave (BI first, then OLA, greedy, Neurosurgeon,
-//    best-fixed, all-edge, all-local), built once;
+//  - the textbook policies of the law the user gave that look at the channel (BI first, then
+//    OLA, greedy, Neurosurgeon) and all-local, built once;
 //  - on rate series, BI and greedy re-fitted every `refit_every_s` on the last `refit_window_s`
 //    seconds of the channel with a Markov law at each unit's lag (the persistence the i.i.d. law
-//    leaves out, the level the fitting part may not have had).
+//    leaves out, the level the fitting part may not have had), once on the short-window state
+//    and once on a state that pairs it with the rate over `long_window_s` (a memory of where
+//    the channel has been, which the short window alone forgets within 20 ms).
 // After an inference, every candidate's cost on the channel path the device saw is known (the
 // device observes the rate throughout; the simulator has the episode), so the selector has full
 // information. It keeps exponentially discounted means of every candidate's cost and of the
@@ -44,10 +46,18 @@ struct RobustOptions {
   bool refit = true;              // rate series: add the re-fitted Markov candidates
   double refit_window_s = 60.0;   // fitted on the last W seconds of the channel
   double refit_every_s = 5.0;     // re-fitted this often (channel time)
+  // A second pair of re-fitted candidates whose state pairs the short-window rate with the rate
+  // over this window (0: none), K/2 x long_states states.
+  double long_window_s = 1.0;
+  int long_states = 4;
   double half_life = 100.0;       // inferences: the selector forgets with this half-life
   double z = 2.0;                 // standard errors of the paired advantage needed to switch
   double min_gain = 0.005;        // and this share of the incumbent's discounted cost
   double min_effective = 20.0;    // effective inferences observed before the first switch
+  // A candidate's transfer still running after the device time of the whole model (and at
+  // least this long) is scored then with the cost it has run up so far, a lower bound: an
+  // outage shows within seconds, not when it ends.
+  double reveal_cap_min_s = 1.0;
 
   bool IsValid(std::string* error) const;
 };
@@ -119,6 +129,6 @@ class RobustSplitter {
 };
 
 // The candidates' names in a snapshot's order for a splitter with (true) or without re-fits.
-std::vector<std::string> RobustCandidateNames(bool refit);
+std::vector<std::string> RobustCandidateNames(bool refit, bool long_window);
 
 }  // namespace splitinfer::decision

@@ -224,6 +224,72 @@ std::string KindName(ChannelSpec::Kind k) {
   return "?";
 }
 
+// The occupancy, persistence and outage part of SeriesDiagnosis (the decision part is counted
+// in RunSimulation's loop).
+void DiagnoseSeries(const World& w, const StoppingProblem& p, SeriesDiagnosis* d) {
+  const SeriesModel& m = *w.model;
+  const RateSeries& full = *w.full;
+  const size_t lw = m.long_window();
+  const std::vector<double> obs = full.ObservedRates(m.window());
+  const std::vector<double> obs_long = lw > 0 ? full.ObservedRates(lw) : std::vector<double>{};
+  const int k = p.num_states();
+  auto state = [&](size_t i) { return m.StateOf(obs[i], lw > 0 ? obs_long[i] : 0.0); };
+  const size_t lag = m.lag().back();
+  struct Part {
+    Eigen::VectorXd occupancy;
+    double persistence = 0.0, outage = 0.0, longest = 0.0, mean = 0.0;
+  };
+  // Outage on the rate over 200 ms (or the observation window, if longer): a 5 ms step of a
+  // packet trace is often empty without the link being down.
+  const std::vector<double> obs_outage =
+      full.ObservedRates(std::max<size_t>(m.window(), std::lround(0.2 / full.dt_s)));
+  const double outage_rate = 0.1 * m.fit_mean_rate_bps();
+  auto measure = [&](size_t begin, size_t end) {
+    Part part;
+    part.occupancy = Eigen::VectorXd::Zero(k);
+    size_t same = 0, pairs = 0, run = 0, longest = 0, outage = 0;
+    double sum = 0.0;
+    for (size_t i = begin; i < end; ++i) {
+      const int s = state(i);
+      part.occupancy(s) += 1.0;
+      if (i + lag < end) {
+        same += state(i + lag) == s;
+        ++pairs;
+      }
+      const bool out = obs_outage[i] < outage_rate;
+      outage += out;
+      run = out ? run + 1 : 0;
+      longest = std::max(longest, run);
+      sum += full.rate_bps[i];
+    }
+    const double n = static_cast<double>(end - begin);
+    part.occupancy /= n;
+    part.persistence = pairs > 0 ? static_cast<double>(same) / static_cast<double>(pairs) : 0.0;
+    part.outage = static_cast<double>(outage) / n;
+    part.longest = static_cast<double>(longest) * full.dt_s;
+    part.mean = sum / n;
+    return part;
+  };
+  const Part fit = measure(0, w.cut), score = measure(w.cut, full.size());
+  d->valid = true;
+  d->fit_mean_rate_bps = fit.mean;
+  d->score_mean_rate_bps = score.mean;
+  d->occupancy_tv = 0.5 * (fit.occupancy - score.occupancy).cwiseAbs().sum();
+  d->persistence_fit = fit.persistence;
+  d->persistence_score = score.persistence;
+  if (p.iid) {
+    d->persistence_law = p.initial.squaredNorm();
+  } else {
+    Eigen::MatrixXd t = Eigen::MatrixXd::Identity(k, k);
+    for (const Eigen::MatrixXd& step : p.transition) t = t * step;
+    d->persistence_law = p.initial.dot(t.diagonal());
+  }
+  d->outage_share_fit = fit.outage;
+  d->outage_share_score = score.outage;
+  d->outage_longest_fit_s = fit.longest;
+  d->outage_longest_score_s = score.longest;
+}
+
 }  // namespace
 
 Result<SeriesModel> SeriesModel::Fit(const CostModel& cost, const RateSeries& fit,
@@ -330,9 +396,20 @@ Result<SeriesModel> SeriesModel::Fit(const CostModel& cost, const RateSeries& fi
 }
 
 ScoredSeries::ScoredSeries(RateSeries series, size_t window, size_t long_window)
-    : series_(std::move(series)), clock_(series_) {
-  observed_ = series_.ObservedRates(std::max<size_t>(1, window));
+    : series_(std::move(series)),
+      clock_(series_),
+      window_(std::max<size_t>(1, window)),
+      long_window_(long_window) {
+  observed_ = series_.ObservedRates(window_);
   if (long_window > 0) observed_long_ = series_.ObservedRates(long_window);
+  prefix_.assign(series_.size() + 1, 0.0);
+  for (size_t i = 0; i < series_.size(); ++i) prefix_[i + 1] = prefix_[i] + series_.rate_bps[i];
+}
+
+double ScoredSeries::ObservedAt(size_t i, size_t window) const {
+  window = std::max<size_t>(1, window);
+  const size_t from = i + 1 > window ? i + 1 - window : 0;
+  return (prefix_[i + 1] - prefix_[from]) / static_cast<double>(i + 1 - from);
 }
 
 Episode ScoredSeries::EpisodeAt(const CostModel& cost, const SeriesModel& model, size_t i0) const {
@@ -347,7 +424,13 @@ Episode ScoredSeries::EpisodeAt(const CostModel& cost, const SeriesModel& model,
   for (int l = 0; l <= n; ++l) {
     const size_t i = (i0 + model.lag()[l]) % len;
     const double started = static_cast<double>(model.lag()[l]) * series_.dt_s;
-    e.state[l] = model.StateOf(observed_[i], observed_long_.empty() ? 0.0 : observed_long_[i]);
+    // The windows this series was built for are precomputed; a model with other windows (the
+    // robust splitter's re-fitted candidates) reads them from the prefix sums.
+    const double shortw = model.window() == window_ ? observed_[i] : ObservedAt(i, model.window());
+    const double longw = model.long_window() == 0            ? 0.0
+                         : model.long_window() == long_window_ ? observed_long_[i]
+                                                               : ObservedAt(i, model.long_window());
+    e.state[l] = model.StateOf(shortw, longw);
     if (options == 1) {
       const double t = clock_.TransferTime(i + 1, cost.Bits(l));
       e.stop_cost[l] = cost.StopCostForTransfer(l, t);
@@ -468,6 +551,14 @@ Result<SimResult> RunSimulation(const CostModel& cost, const ChannelSpec& channe
   const size_t refit_steps = std::max<size_t>(1, std::lround(o.robust.refit_every_s / o.grid_s));
   const size_t refit_window = std::max<size_t>(1, std::lround(o.robust.refit_window_s / o.grid_s));
   size_t next_refit = world->cut + refit_steps;
+  // The device time of the whole model, and at least reveal_cap_min_s (RobustOptions).
+  const double transfer_cap_s =
+      std::max(o.robust.reveal_cap_min_s,
+               series ? static_cast<double>(world->model->lag().back()) * o.grid_s : 0.0);
+  int differ = 0, bi_later = 0;  // textbook BI against greedy (SeriesDiagnosis)
+  double diff_later = 0.0, diff_earlier = 0.0;
+  std::vector<double> candidate_sum;  // every candidate's cost, summed over the episodes
+  std::vector<std::string> candidate_names;
   for (int ep = 0; ep < o.episodes; ++ep) {
     const Episode e =
         series ? world->score->EpisodeAt(cost, *world->model, starts[ep]) : world->draw(rng);
@@ -479,9 +570,22 @@ Result<SimResult> RunSimulation(const CostModel& cost, const ChannelSpec& channe
           static_cast<int>(std::min_element(e.option_cost[b].begin(), e.option_cost[b].end()) -
                            e.option_cost[b].begin());
     acc[0].Add(oc, b, n, oracle_option, options);
+    int bi_b = 0, greedy_b = 0;
+    double bi_c = 0.0, greedy_c = 0.0;
     for (size_t i = 0; i < policies.size(); ++i) {
       const double c = EpisodeCost(p, *policies[i], e, &b);
       acc[i + 2].Add(c, b, n, p.StopOption(b, e.state[b]), options);
+      if (i == 0) bi_b = b, bi_c = c;
+      if (policies[i]->name() == "greedy") greedy_b = b, greedy_c = c;
+    }
+    if (bi_b != greedy_b) {
+      ++differ;
+      if (bi_b > greedy_b) {
+        ++bi_later;
+        diff_later += bi_c - greedy_c;
+      } else {
+        diff_earlier += bi_c - greedy_c;
+      }
     }
     // The robust splitter: learn from the inferences that have ended, re-fit on schedule, then
     // decide with the incumbent and price every candidate on this path.
@@ -504,7 +608,7 @@ Result<SimResult> RunSimulation(const CostModel& cost, const ChannelSpec& channe
       }
     }
     std::shared_ptr<const RobustSplitter::Snapshot> snap = robust.snapshot();
-    std::vector<double> costs(snap->candidates.size());
+    std::vector<double> costs(snap->candidates.size()), seen(snap->candidates.size());
     double finish = 0.0;
     int chosen_b = 0, chosen_option = 0;
     const SeriesModel* last_model = world->model.get();
@@ -520,19 +624,35 @@ Result<SimResult> RunSimulation(const CostModel& cost, const ChannelSpec& channe
         path = &other;
       }
       costs[c] = EpisodeCost(*cand.problem, *cand.policy, *path, &b);
-      if (!path->finish_s.empty()) finish = std::max(finish, path->finish_s[b]);
-      if (static_cast<int>(c) == snap->choice) {
-        chosen_b = b;
-        chosen_option = cand.problem->StopOption(b, path->state[b]);
+      const int option = cand.problem->StopOption(b, path->state[b]);
+      if (static_cast<int>(c) == snap->choice) chosen_b = b, chosen_option = option;
+      seen[c] = costs[c];
+      if (path->finish_s.empty()) continue;
+      // A transfer still running `transfer_cap_s` after it began is known by then to cost at
+      // least what it has cost so far: the selector gets that bound then, not the full cost
+      // when the transfer ends (cost grows with the transfer time, so the min is exact for a
+      // transfer that ended in time).
+      const double sent_from = static_cast<double>(world->model->lag()[b]) * o.grid_s;
+      if (b < n && path->finish_s[b] > sent_from + transfer_cap_s) {
+        seen[c] = std::min(costs[c], p.CumulativeContinue(b) +
+                                         cost.StopCostForTransfer(b, transfer_cap_s, option));
+        finish = std::max(finish, sent_from + transfer_cap_s);
+      } else {
+        finish = std::max(finish, path->finish_s[b]);
       }
     }
     acc[1].Add(costs[snap->choice], chosen_b, n, chosen_option, options);
+    if (candidate_sum.empty()) {
+      candidate_sum.assign(costs.size(), 0.0);
+      for (const SplitCandidate& c : snap->candidates) candidate_names.push_back(c.name);
+    }
+    for (size_t c = 0; c < costs.size(); ++c) candidate_sum[c] += costs[c];
     if (series) {
       const size_t reveal =
           starts[ep] + static_cast<size_t>(std::ceil(finish / o.grid_s)) + 1;
-      pending.push_back({reveal, std::move(snap), std::move(costs)});
+      pending.push_back({reveal, std::move(snap), std::move(seen)});
     } else {
-      robust.Observe(*snap, costs);  // i.i.d. draws: no time between inferences to respect
+      robust.Observe(*snap, seen);  // i.i.d. draws: no time between inferences to respect
     }
     if (o.progress && (ep + 1) % tick == 0) o.progress(ep + 1, o.episodes);
   }
@@ -557,6 +677,15 @@ Result<SimResult> RunSimulation(const CostModel& cost, const ChannelSpec& channe
   }
   r.robust_switches = robust.selector().switches();
   r.robust_final = robust.snapshot()->chosen().name;
+  for (size_t c = 0; c < candidate_sum.size(); ++c)
+    r.robust_candidates.emplace_back(candidate_names[c], candidate_sum[c] / o.episodes);
+  if (series) {
+    DiagnoseSeries(*world, p, &r.diagnosis);
+    r.diagnosis.share_differ = static_cast<double>(differ) / o.episodes;
+    r.diagnosis.share_bi_later = static_cast<double>(bi_later) / o.episodes;
+    r.diagnosis.cost_diff_later = bi_later > 0 ? diff_later / bi_later : 0.0;
+    r.diagnosis.cost_diff_earlier = differ > bi_later ? diff_earlier / (differ - bi_later) : 0.0;
+  }
   for (size_t i = 0; i < policies.size(); ++i) {
     r.policies.push_back(acc[i + 2].Stats(policies[i]->name(), o.episodes));
     r.policies.back().model_expected_cost = ExactExpectedCost(p, *policies[i]);
@@ -592,6 +721,25 @@ nlohmann::json ToJson(const SimResult& r) {
   j["wire_options"] = r.wire_options;
   j["solve_ms"] = r.solve_ms;
   j["robust"] = {{"switches", r.robust_switches}, {"final", r.robust_final}};
+  for (const auto& [name, mean] : r.robust_candidates)
+    j["robust"]["candidates"].push_back({{"name", name}, {"mean_cost", mean}});
+  if (r.diagnosis.valid) {
+    const SeriesDiagnosis& d = r.diagnosis;
+    j["diagnosis"] = {{"fit_mean_rate_bps", d.fit_mean_rate_bps},
+                      {"score_mean_rate_bps", d.score_mean_rate_bps},
+                      {"occupancy_tv", d.occupancy_tv},
+                      {"persistence_law", d.persistence_law},
+                      {"persistence_fit", d.persistence_fit},
+                      {"persistence_score", d.persistence_score},
+                      {"outage_share_fit", d.outage_share_fit},
+                      {"outage_share_score", d.outage_share_score},
+                      {"outage_longest_fit_s", d.outage_longest_fit_s},
+                      {"outage_longest_score_s", d.outage_longest_score_s},
+                      {"share_bi_differs_from_greedy", d.share_differ},
+                      {"share_bi_later_than_greedy", d.share_bi_later},
+                      {"cost_bi_minus_greedy_when_later", d.cost_diff_later},
+                      {"cost_bi_minus_greedy_when_earlier", d.cost_diff_earlier}};
+  }
   for (const PolicyStats& s : r.policies)
     j["policies"].push_back({{"name", s.name},
                              {"mean_cost", s.mean_cost},

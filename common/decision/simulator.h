@@ -17,6 +17,7 @@
 #include <cstdint>
 #include <functional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -106,11 +107,16 @@ class ScoredSeries {
   size_t size() const { return series_.size(); }
   const RateSeries& series() const { return series_; }
   const std::vector<double>& observed() const { return observed_; }
+  // Mean rate over the `window` steps ending at step i (shorter at the start), as
+  // RateSeries::ObservedRates computes it.
+  double ObservedAt(size_t i, size_t window) const;
 
  private:
   RateSeries series_;
   std::vector<double> observed_, observed_long_;
   TransferClock clock_;
+  size_t window_, long_window_;
+  std::vector<double> prefix_;  // prefix_[i] = sum of rates of steps [0, i)
 };
 
 struct SimOptions {
@@ -150,6 +156,27 @@ struct PolicyStats {
   std::vector<int> option_counts;    // per wire option: offloads that used it
 };
 
+// Why a law fitted on one part of a series may not hold on the scored part (rate series only):
+// what the fitted law predicts against what the scored part does, and where textbook BI and
+// greedy decide differently.
+struct SeriesDiagnosis {
+  bool valid = false;
+  double fit_mean_rate_bps = 0.0, score_mean_rate_bps = 0.0;
+  // Total variation distance between the state occupancy of the fitting and the scored part.
+  double occupancy_tv = 0.0;
+  // P(state at boundary N == state at boundary 0): the law's prediction (i.i.d.: sum pi^2) and
+  // the share of scored steps where it held, over the device time of the whole model.
+  double persistence_law = 0.0, persistence_fit = 0.0, persistence_score = 0.0;
+  // Outage: rate below 10% of the fitting part's mean. Share of time and longest run (s).
+  double outage_share_fit = 0.0, outage_share_score = 0.0;
+  double outage_longest_fit_s = 0.0, outage_longest_score_s = 0.0;
+  // Episodes where textbook BI and greedy stop at different boundaries, and what BI's choice cost
+  // against greedy's on them (mean of bi - greedy, seconds-equivalent cost); split by whether BI
+  // went on past greedy's stop (waiting for a better state) or stopped before it.
+  double share_differ = 0.0, share_bi_later = 0.0;
+  double cost_diff_later = 0.0, cost_diff_earlier = 0.0;
+};
+
 struct SimResult {
   std::string model;
   std::string channel;
@@ -165,6 +192,9 @@ struct SimResult {
   double solve_ms = 0.0;  // building the problem and every policy
   int robust_switches = 0;   // times the robust splitter changed its candidate
   std::string robust_final;  // and the candidate it ended with
+  // Every candidate's mean cost over the episodes had it decided them all (hindsight).
+  std::vector<std::pair<std::string, double>> robust_candidates;
+  SeriesDiagnosis diagnosis;
 };
 
 // The rate series of a series channel (trace:, markov-fit:, gauss-markov:) on a grid of grid_s
