@@ -11,6 +11,8 @@
 
 #include <torch/torch.h>
 
+#include "device/robust_decision.h"
+
 namespace splitinfer::runs {
 
 namespace {
@@ -211,7 +213,17 @@ Result<std::unique_ptr<SplitPolicy>> MakeTablePolicy(const DeviceClientOptions& 
   Result<std::shared_ptr<const LiveDecision>> d = MakeTable(w, *w.cost_model, lo);
   if (!d.ok()) return d.status();
   std::unique_ptr<DecisionSource> source;
-  if (online_law) {
+  // bi is the robust splitter where it can learn: a series channel whose path the device sees
+  // (perfect CSI), every unit placed, the prefix law. Elsewhere (rayleigh, estimated CSI, the
+  // online law) bi is the textbook table, which is what the robust splitter is on a known law.
+  const bool robust = lo.policy == "bi" && !online_law && w.is_series && o.csi == "perfect" &&
+                      lo.horizon == LiveDecisionOptions::kAllUnits;
+  if (robust) {
+    Result<std::unique_ptr<DecisionSource>> src = MakeRobustSource(
+        *w.cost_model, lo, w.markov, o.robust, w.Context(), w.fit, w.uplink->series());
+    if (!src.ok()) return src.status();
+    source = std::move(*src);
+  } else if (online_law) {
     Result<std::unique_ptr<DecisionSource>> src =
         MakeOnlineSource(*w.cost_model, lo, w.markov, o.online, *d, w.uplink->series());
     if (!src.ok()) return src.status();

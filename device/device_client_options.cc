@@ -1,5 +1,6 @@
 #include "device/device_client_options.h"
 
+#include "common/decision/robust_cli.h"
 #include "common/zoo_cli.h"
 
 namespace splitinfer {
@@ -120,6 +121,7 @@ void AddDeviceClientOptions(CLI::App& app, DeviceClientOptions* o) {
   app.add_option("--change-threshold", o->online.change_threshold,
                  "--law online: re-solve when the law distance exceeds this")
       ->check(CLI::Range(0.0, 2.0));
+  decision::AddRobustOptions(app, &o->robust);
   app.add_option("--bandwidth-mhz", o->bandwidth_mhz, "Shannon bandwidth (rayleigh, gauss-markov)")
       ->check(CLI::Range(1e-3, 1e5));
   app.add_option("--channel-seed", o->channel_seed, "seed of generated channels");

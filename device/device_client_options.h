@@ -9,6 +9,7 @@
 
 #include <CLI/CLI.hpp>
 
+#include "common/decision/robust.h"
 #include "common/model_zoo.h"
 #include "device/split_policy.h"
 
@@ -55,6 +56,8 @@ struct DeviceClientOptions {
   std::string law = "prefix";
   int segments = 0;
   OnlineSettings online;
+  // --policy bi on a series channel with perfect CSI: the robust splitter (split_sim's bi).
+  decision::RobustOptions robust;
   uint64_t channel_seed = 1;
   // Placement (the slow loop): on with --store.
   std::string store;

@@ -37,8 +37,8 @@ double ExpectedCostFrom(const sd::StoppingProblem& p, const sd::StoppingPolicy& 
 }
 
 const std::vector<std::string>& StandardPolicyNames() {
-  static const std::vector<std::string> names{"bi",         "ola",      "greedy",   "neurosurgeon",
-                                              "best-fixed", "all-edge", "all-local"};
+  static const std::vector<std::string> names{
+      "bi", "bi-textbook", "ola", "greedy", "neurosurgeon", "best-fixed", "all-edge", "all-local"};
   return names;
 }
 
@@ -67,6 +67,9 @@ Status LiveDecision::MakePolicy(const std::string& name) {
   const sd::StoppingProblem& pr = problem();
   if (name == "bi") {
     policy_ = sd::MakeBiPolicy(pr);
+  } else if (name == "bi-textbook") {
+    policy_ = std::make_shared<sd::TablePolicy>("bi-textbook", pr.horizon, pr.num_states(),
+                                                sd::MakeBiPolicy(pr)->table());
   } else if (name == "ola") {
     policy_ = sd::MakeOlaPolicy(pr);
   } else if (name == "neurosurgeon") {
@@ -91,7 +94,7 @@ Status LiveDecision::MakePolicy(const std::string& name) {
   } else {
     return InvalidArgumentError(
         "unknown policy '" + name +
-        "' (bi, ola, neurosurgeon, greedy, best-fixed, fixed:K, local, edge)");
+        "' (bi, bi-textbook, ola, neurosurgeon, greedy, best-fixed, fixed:K, local, edge)");
   }
   predicted_.resize(pr.num_states());
   for (int s = 0; s < pr.num_states(); ++s) predicted_[s] = ExpectedCostFrom(pr, *policy_, s);
@@ -129,6 +132,27 @@ Result<std::shared_ptr<const LiveDecision>> LiveDecision::FromSeries(const sd::C
                                    "fitted series cannot carry the tensor there (" +
                                    s.message() + ")");
   SPLITINFER_RETURN_IF_ERROR(d->MakePolicy(o.policy));
+  return std::shared_ptr<const LiveDecision>(std::move(d));
+}
+
+Result<std::shared_ptr<const LiveDecision>> LiveDecision::FromCandidate(
+    const sd::SplitCandidate& c, const LiveDecisionOptions& o, uint64_t generation) {
+  if (!c.model || !c.problem || !c.policy)
+    return InvalidArgumentError("robust candidate " + c.name + ": no series model");
+  if (o.horizon != LiveDecisionOptions::kAllUnits && o.horizon != c.problem->horizon)
+    return InvalidArgumentError("robust candidate " + c.name + ": a placed horizon M < N");
+  if (!(o.time_scale > 0)) return InvalidArgumentError("time_scale must be > 0");
+  std::shared_ptr<LiveDecision> d(new LiveDecision());
+  d->scale_ = o.time_scale;
+  d->generation_ = generation;
+  d->num_units_ = c.problem->horizon;
+  d->horizon_ = c.problem->horizon;
+  d->model_ = c.model;
+  d->problem_ = *c.problem;
+  d->policy_ = c.policy;
+  d->predicted_.resize(d->problem_.num_states());
+  for (int s = 0; s < d->problem_.num_states(); ++s)
+    d->predicted_[s] = ExpectedCostFrom(d->problem_, *d->policy_, s);
   return std::shared_ptr<const LiveDecision>(std::move(d));
 }
 

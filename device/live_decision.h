@@ -33,6 +33,7 @@
 
 #include "common/decision/channel.h"
 #include "common/decision/cost_model.h"
+#include "common/decision/robust.h"
 #include "common/decision/simulator.h"
 #include "common/decision/stopping.h"
 #include "common/decision/trace.h"
@@ -42,7 +43,9 @@
 namespace splitinfer {
 
 struct LiveDecisionOptions {
-  // bi|ola|neurosurgeon|greedy|best-fixed|fixed:K|local (all-local)|edge (all-edge)
+  // bi|bi-textbook|ola|neurosurgeon|greedy|best-fixed|fixed:K|local (all-local)|edge (all-edge);
+  // one table each (bi and bi-textbook: the textbook BI table; the robust splitter that
+  // device_client runs as bi is a RobustDecision source over several of these tables)
   std::string policy = "bi";
   int num_states = 16;             // K
   double observe_window_s = 0.02;  // emulated seconds (series channels)
@@ -84,6 +87,13 @@ class LiveDecision {
                                                              const decision::ChannelLaw& law,
                                                              const LiveDecisionOptions& options);
 
+  // A candidate of the robust splitter (decision::RobustSplitter: its series model fitted on a
+  // wall-time series, its problem of horizon N and its table) as a live table. Needs
+  // options.horizon = kAllUnits and a candidate with a series model.
+  static Result<std::shared_ptr<const LiveDecision>> FromCandidate(
+      const decision::SplitCandidate& candidate, const LiveDecisionOptions& options,
+      uint64_t generation = 0);
+
   // State of an observed emulated rate.
   int StateOf(double emulated_rate_bps) const { return law().StateOf(emulated_rate_bps * scale_); }
   // Stop at boundary l? The policy's table for l in [0, H); always true at l >= H (the device
@@ -121,7 +131,7 @@ class LiveDecision {
   std::shared_ptr<const decision::SeriesModel> model_;
   decision::ChannelLaw law_;           // FromLaw (wall-time rates)
   decision::StoppingProblem problem_;  // horizon H
-  std::unique_ptr<decision::StoppingPolicy> policy_;
+  std::shared_ptr<const decision::StoppingPolicy> policy_;
   std::vector<double> predicted_;
 };
 

@@ -74,8 +74,8 @@ class FixedSplitPlan final : public InferencePlan {
 class TablePlan : public InferencePlan {
  public:
   TablePlan(std::shared_ptr<const SplitModel> model, std::shared_ptr<const LiveDecision> d,
-            const TableContext& ctx)
-      : model_(std::move(model)), d_(std::move(d)), ctx_(ctx) {}
+            const TableContext& ctx, DecisionSource* source = nullptr)
+      : model_(std::move(model)), d_(std::move(d)), ctx_(ctx), source_(source) {}
   const SplitModel& model() const override { return *model_; }
   int horizon() const override { return d_->horizon(); }
   bool Stop(ChannelObservation* o) override {
@@ -94,12 +94,14 @@ class TablePlan : public InferencePlan {
   }
   void Complete(InferenceRecord* r) override {
     AnnotateTable(*d_, ctx_, first_state_, stop_state_, r);
+    if (source_ != nullptr) source_->Completed(r);
   }
 
  protected:
   std::shared_ptr<const SplitModel> model_;
   std::shared_ptr<const LiveDecision> d_;
   const TableContext& ctx_;
+  DecisionSource* source_;
   int first_state_ = 0, stop_state_ = 0;
 };
 
@@ -175,7 +177,7 @@ TablePolicy::TablePolicy(std::string name, std::shared_ptr<const SplitModel> mod
 Result<std::unique_ptr<InferencePlan>> TablePolicy::Begin(const ChannelObservation& at0) {
   source_->Feed(at0.t_s);
   return std::unique_ptr<InferencePlan>(
-      std::make_unique<TablePlan>(model_, source_->At(at0.t_s), context_));
+      std::make_unique<TablePlan>(model_, source_->At(at0.t_s), context_, source_.get()));
 }
 
 PlacedPolicy::PlacedPolicy(std::string name, const PlacementAgent* agent, TableContext context,

@@ -164,6 +164,9 @@ class DecisionSource {
   virtual void Feed(double /*emulated_s*/) {}
   // The table an inference starting now uses for all its boundaries: one snapshot, no waiting.
   virtual std::shared_ptr<const LiveDecision> At(double emulated_s) = 0;
+  // An inference that took its table from At() has completed and its record is filled (the
+  // robust splitter learns from the path it ran on and notes its candidate in the record).
+  virtual void Completed(InferenceRecord* /*record*/) {}
 };
 
 class FixedDecision final : public DecisionSource {

@@ -6,6 +6,8 @@
 #include <benchmark/benchmark.h>
 
 #include "common/decision/placement.h"
+#include "common/decision/robust.h"
+#include "common/decision/simulator.h"
 #include "common/decision/stopping.h"
 #include "common/decision/zoo_profiles.h"
 
@@ -80,6 +82,48 @@ void BM_DecisionLookupVirtual(benchmark::State& state) {
   }
 }
 BENCHMARK(BM_DecisionLookupVirtual);
+
+// The robust splitter's decision: the snapshot an inference takes when it begins (one atomic
+// shared_ptr copy per inference, outside the per-unit loop), then a state map and the
+// incumbent's table lookup per boundary, as BM_Decision.
+void BM_RobustDecision(benchmark::State& state) {
+  const sd::CostModel cost = MlpCost(50);
+  const sd::ChannelLaw law = Rayleigh(16);
+  auto p = std::make_shared<const sd::StoppingProblem>(*sd::BuildProblem(cost, law, 50));
+  sd::RobustSplitter robust(p, nullptr, sd::RobustOptions{});
+  std::shared_ptr<const sd::RobustSplitter::Snapshot> snap = robust.snapshot();
+  std::mt19937_64 rng(7);
+  std::exponential_distribution<double> h(1.0);
+  std::vector<double> rates(4096);
+  for (double& r : rates) r = sd::ShannonRate(10e6, 10.0, h(rng));
+  size_t i = 0;
+  for (auto _ : state) {
+    const sd::StoppingPolicy& policy = *snap->chosen().policy;
+    const double r = rates[i & 4095];
+    benchmark::DoNotOptimize(policy.Stop(static_cast<int>(i % 50), law.StateOf(r), 0));
+    ++i;
+  }
+}
+BENCHMARK(BM_RobustDecision);
+
+// One re-fit of the robust splitter's Markov candidates (both states, BI and greedy) on a 60 s
+// window of a 5 ms Gauss-Markov series, ResNet-18's analytic profile at 10x: what runs in the
+// background every refit_every_s.
+void BM_RobustRefit(benchmark::State& state) {
+  sd::CostOptions co;
+  co.device_slowdown = 10;
+  const sd::CostModel cost = *sd::CostModel::Create(*sd::AnalyticProfile("resnet18"), co);
+  sd::GaussMarkovOptions g;
+  g.dt_s = 0.005;
+  g.duration_s = 60;
+  const sd::RateSeries window = *sd::GenerateGaussMarkov(g);
+  sd::SeriesFitOptions fit;
+  const sd::SeriesModel first = *sd::SeriesModel::Fit(cost, window, fit, "bench");
+  sd::RobustSplitter robust(std::make_shared<const sd::StoppingProblem>(first.problem()),
+                            std::make_shared<const sd::SeriesModel>(first), sd::RobustOptions{});
+  for (auto _ : state) benchmark::DoNotOptimize(robust.Refit(cost, window, fit).ok());
+}
+BENCHMARK(BM_RobustRefit)->Unit(benchmark::kMillisecond);
 
 void BM_BiSolveIid(benchmark::State& state) {
   const int k = static_cast<int>(state.range(0));

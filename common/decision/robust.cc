@@ -157,9 +157,10 @@ void RobustSplitter::Publish() {
   snapshot_ = std::move(s);
 }
 
-Status RobustSplitter::Refit(const CostModel& cost, const RateSeries& window,
-                             const SeriesFitOptions& fit) {
-  if (!options_.refit) return Status::Ok();
+Result<std::vector<SplitCandidate>> FitRefitCandidates(const CostModel& cost,
+                                                       const RateSeries& window,
+                                                       const SeriesFitOptions& fit,
+                                                       const RobustOptions& options) {
   SeriesFitOptions o = fit;
   o.markov = true;
   o.allow_dead = true;  // a window inside an outage: offloading is not allowed, finish locally
@@ -177,16 +178,105 @@ Status RobustSplitter::Refit(const CostModel& cost, const RateSeries& window,
     return Status::Ok();
   };
   SPLITINFER_RETURN_IF_ERROR(add(o, ""));
-  if (options_.long_window_s > 0) {
+  if (options.long_window_s > 0) {
     SeriesFitOptions ol = o;
-    ol.long_window_s = options_.long_window_s;
-    ol.long_states = options_.long_states;
+    ol.long_window_s = options.long_window_s;
+    ol.long_states = options.long_states;
     ol.num_states = std::max(1, o.num_states / 2);
     SPLITINFER_RETURN_IF_ERROR(add(ol, "-long"));
   }
-  refitted_ = std::move(next);
-  Publish();
+  return next;
+}
+
+Status RobustSplitter::Refit(const CostModel& cost, const RateSeries& window,
+                             const SeriesFitOptions& fit) {
+  if (!options_.refit) return Status::Ok();
+  Result<std::vector<SplitCandidate>> next = FitRefitCandidates(cost, window, fit, options_);
+  if (!next.ok()) return next.status();
+  SetRefitted(std::move(*next));
   return Status::Ok();
+}
+
+void RobustSplitter::SetRefitted(std::vector<SplitCandidate> refitted) {
+  if (!options_.refit || refitted.size() != refitted_.size()) return;
+  for (size_t i = 0; i < refitted.size(); ++i)
+    if (refitted[i].name != refitted_[i].name) return;
+  refitted_ = std::move(refitted);
+  Publish();
+}
+
+void RobustSplitter::Record(std::shared_ptr<const Snapshot> at_start, std::vector<double> seen,
+                            double reveal_s) {
+  pending_.push_back({reveal_s, std::move(at_start), std::move(seen)});
+}
+
+void RobustSplitter::Advance(double now_s) {
+  for (size_t j = 0; j < pending_.size();) {
+    if (pending_[j].reveal_s <= now_s) {
+      Observe(*pending_[j].snapshot, pending_[j].seen);
+      pending_[j] = std::move(pending_.back());
+      pending_.pop_back();
+    } else {
+      ++j;
+    }
+  }
+}
+
+double RobustTransferCap(const SeriesModel* model, const RobustOptions& options) {
+  const double device_s =
+      model ? static_cast<double>(model->lag().back()) * model->grid_s() : 0.0;
+  return std::max(options.reveal_cap_min_s, device_s);
+}
+
+PricedPath PriceCandidates(const CostModel& cost, const RobustSplitter::Snapshot& snap,
+                           const Episode& base, const SeriesModel* base_model,
+                           const ScoredSeries* scored, size_t i0, double grid_s,
+                           double transfer_cap_s) {
+  const size_t m = snap.candidates.size();
+  PricedPath out;
+  out.cost.resize(m);
+  out.seen.resize(m);
+  out.boundary.resize(m);
+  out.option.resize(m);
+  const SeriesModel* last_model = base_model;
+  Episode other;
+  double finish = 0.0;
+  for (size_t c = 0; c < m; ++c) {
+    const SplitCandidate& cand = snap.candidates[c];
+    const Episode* path = &base;
+    if (scored != nullptr && cand.model && cand.model.get() != base_model) {
+      if (cand.model.get() != last_model) {
+        other = scored->EpisodeAt(cost, *cand.model, i0);
+        last_model = cand.model.get();
+      }
+      path = &other;
+    }
+    int b = 0;
+    out.cost[c] = EpisodeCost(*cand.problem, *cand.policy, *path, &b);
+    const int option = cand.problem->StopOption(b, path->state[b]);
+    out.boundary[c] = b;
+    out.option[c] = option;
+    out.seen[c] = out.cost[c];
+    if (path->finish_s.empty()) continue;
+    // A transfer still running `transfer_cap_s` after it began is known by then to cost at
+    // least what it has cost so far: the selector gets that bound then, not the full cost when
+    // the transfer ends (cost grows with the transfer time, so the min is exact for a transfer
+    // that ended in time).
+    const SeriesModel* clock = cand.model ? cand.model.get() : base_model;
+    if (clock == nullptr) continue;
+    const double sent_from = static_cast<double>(clock->lag()[b]) * clock->grid_s();
+    if (b < cand.problem->horizon && path->finish_s[b] > sent_from + transfer_cap_s) {
+      out.seen[c] =
+          std::min(out.cost[c], cand.problem->CumulativeContinue(b) +
+                                    cost.StopCostForTransfer(b, transfer_cap_s, option));
+      finish = std::max(finish, sent_from + transfer_cap_s);
+    } else {
+      finish = std::max(finish, path->finish_s[b]);
+    }
+  }
+  // Whole grid steps, one more for the observation: as the series clock counts.
+  out.reveal_s = grid_s > 0 ? (std::ceil(finish / grid_s) + 1.0) * grid_s : finish;
+  return out;
 }
 
 void RobustSplitter::Observe(const Snapshot& at_start, const std::vector<double>& costs) {

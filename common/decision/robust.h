@@ -40,6 +40,7 @@
 namespace splitinfer::decision {
 
 class SeriesModel;         // common/decision/simulator.h
+class ScoredSeries;        // common/decision/simulator.h
 struct SeriesFitOptions;  // common/decision/simulator.h
 
 struct RobustOptions {
@@ -109,12 +110,20 @@ class RobustSplitter {
   std::shared_ptr<const Snapshot> snapshot() const { return snapshot_; }
 
   // Re-fits the Markov candidates on `window` (the last refit_window_s of the channel) with the
-  // initial fit's options, a Markov law forced. Off the decision path.
+  // initial fit's options, a Markov law forced (FitRefitCandidates). Off the decision path.
   Status Refit(const CostModel& cost, const RateSeries& window, const SeriesFitOptions& fit);
+  // Installs re-fitted candidates built elsewhere (a background re-fitter), in
+  // RobustCandidateNames' order; ignored when the names do not match the set.
+  void SetRefitted(std::vector<SplitCandidate> refitted);
   // The costs every candidate of `snapshot` (taken when that inference began) realized on its
   // path, once the path is known. Candidates re-fitted since then are scored with their old
   // tables, which is what they would have done.
   void Observe(const Snapshot& at_start, const std::vector<double>& costs);
+  // The same, later: what the device will know at time `reveal_s` (any clock, the one Advance
+  // is given). Advance(now) observes every recorded path revealed by `now`.
+  void Record(std::shared_ptr<const Snapshot> at_start, std::vector<double> seen, double reveal_s);
+  void Advance(double now_s);
+  size_t pending() const { return pending_.size(); }
 
   const RobustOptions& options() const { return options_; }
   const PolicySelector& selector() const { return selector_; }
@@ -122,11 +131,45 @@ class RobustSplitter {
  private:
   void Publish();
 
+  struct Pending {
+    double reveal_s;
+    std::shared_ptr<const Snapshot> snapshot;
+    std::vector<double> seen;
+  };
+
   RobustOptions options_;
   std::vector<SplitCandidate> fixed_, refitted_;
   PolicySelector selector_;
   std::shared_ptr<const Snapshot> snapshot_;
+  std::vector<Pending> pending_;
 };
+
+// The re-fitted candidates on one window of the channel (bi-refit, greedy-refit and, with a long
+// window, their two-window twins). Shared by RobustSplitter::Refit and the live device's
+// background re-fitter.
+Result<std::vector<SplitCandidate>> FitRefitCandidates(const CostModel& cost,
+                                                       const RateSeries& window,
+                                                       const SeriesFitOptions& fit,
+                                                       const RobustOptions& options);
+
+// Every candidate of a snapshot priced on one inference's channel path.
+struct PricedPath {
+  std::vector<double> cost;  // realized, per candidate
+  // What the device knows `reveal_s` after the inference began: the cost, or for a transfer
+  // still running after `transfer_cap_s` the cost it has run up by then (a lower bound).
+  std::vector<double> seen;
+  std::vector<int> boundary, option;
+  double reveal_s = 0.0;
+};
+// `base` is the path under `base_model`'s states (null model: an analytic law, every candidate
+// on `base`); a candidate with another state map gets its path from `scored` at step `i0`.
+// transfer_cap_s: RobustTransferCap.
+PricedPath PriceCandidates(const CostModel& cost, const RobustSplitter::Snapshot& snapshot,
+                           const Episode& base, const SeriesModel* base_model,
+                           const ScoredSeries* scored, size_t i0, double grid_s,
+                           double transfer_cap_s);
+// The device time of the whole model, and at least options.reveal_cap_min_s.
+double RobustTransferCap(const SeriesModel* model, const RobustOptions& options);
 
 // The candidates' names in a snapshot's order for a splitter with (true) or without re-fits.
 std::vector<std::string> RobustCandidateNames(bool refit, bool long_window);

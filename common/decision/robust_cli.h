@@ -24,6 +24,9 @@ inline void AddRobustOptions(CLI::App& app, RobustOptions* o) {
   app.add_option("--robust-min-gain", o->min_gain,
                  "bi: relative gain over the incumbent needed to switch")
       ->check(CLI::Range(0.0, 1.0));
+  app.add_option("--robust-long-window-s", o->long_window_s,
+                 "bi: the two-window re-fitted candidates' long window (0: none)")
+      ->check(CLI::Range(0.0, 1e4));
   app.add_flag("!--robust-no-refit", o->refit, "bi: no re-fitted Markov candidates");
 }
 

@@ -542,19 +542,10 @@ Result<SimResult> RunSimulation(const CostModel& cost, const ChannelSpec& channe
     for (size_t& i : starts) i = start(rng);
     std::sort(starts.begin(), starts.end());
   }
-  struct Pending {
-    size_t reveal = 0;  // scored step at which every candidate's cost is known
-    std::shared_ptr<const RobustSplitter::Snapshot> snapshot;
-    std::vector<double> costs;
-  };
-  std::vector<Pending> pending;
   const size_t refit_steps = std::max<size_t>(1, std::lround(o.robust.refit_every_s / o.grid_s));
   const size_t refit_window = std::max<size_t>(1, std::lround(o.robust.refit_window_s / o.grid_s));
   size_t next_refit = world->cut + refit_steps;
-  // The device time of the whole model, and at least reveal_cap_min_s (RobustOptions).
-  const double transfer_cap_s =
-      std::max(o.robust.reveal_cap_min_s,
-               series ? static_cast<double>(world->model->lag().back()) * o.grid_s : 0.0);
+  const double transfer_cap_s = RobustTransferCap(world->model.get(), o.robust);
   int differ = 0, bi_later = 0;  // textbook BI against greedy (SeriesDiagnosis)
   double diff_later = 0.0, diff_earlier = 0.0;
   std::vector<double> candidate_sum;  // every candidate's cost, summed over the episodes
@@ -591,15 +582,7 @@ Result<SimResult> RunSimulation(const CostModel& cost, const ChannelSpec& channe
     // decide with the incumbent and price every candidate on this path.
     if (series) {
       const size_t now = starts[ep];
-      for (size_t j = 0; j < pending.size();) {
-        if (pending[j].reveal <= now) {
-          robust.Observe(*pending[j].snapshot, pending[j].costs);
-          pending[j] = std::move(pending.back());
-          pending.pop_back();
-        } else {
-          ++j;
-        }
-      }
+      robust.Advance(static_cast<double>(now) * o.grid_s);
       const size_t global = world->cut + now;
       if (o.robust.refit && global >= next_refit) {
         const size_t from = global > refit_window ? global - refit_window : 0;
@@ -608,51 +591,21 @@ Result<SimResult> RunSimulation(const CostModel& cost, const ChannelSpec& channe
       }
     }
     std::shared_ptr<const RobustSplitter::Snapshot> snap = robust.snapshot();
-    std::vector<double> costs(snap->candidates.size()), seen(snap->candidates.size());
-    double finish = 0.0;
-    int chosen_b = 0, chosen_option = 0;
-    const SeriesModel* last_model = world->model.get();
-    Episode other;
-    for (size_t c = 0; c < snap->candidates.size(); ++c) {
-      const SplitCandidate& cand = snap->candidates[c];
-      const Episode* path = &e;
-      if (series && cand.model.get() != world->model.get()) {
-        if (cand.model.get() != last_model) {
-          other = world->score->EpisodeAt(cost, *cand.model, starts[ep]);
-          last_model = cand.model.get();
-        }
-        path = &other;
-      }
-      costs[c] = EpisodeCost(*cand.problem, *cand.policy, *path, &b);
-      const int option = cand.problem->StopOption(b, path->state[b]);
-      if (static_cast<int>(c) == snap->choice) chosen_b = b, chosen_option = option;
-      seen[c] = costs[c];
-      if (path->finish_s.empty()) continue;
-      // A transfer still running `transfer_cap_s` after it began is known by then to cost at
-      // least what it has cost so far: the selector gets that bound then, not the full cost
-      // when the transfer ends (cost grows with the transfer time, so the min is exact for a
-      // transfer that ended in time).
-      const double sent_from = static_cast<double>(world->model->lag()[b]) * o.grid_s;
-      if (b < n && path->finish_s[b] > sent_from + transfer_cap_s) {
-        seen[c] = std::min(costs[c], p.CumulativeContinue(b) +
-                                         cost.StopCostForTransfer(b, transfer_cap_s, option));
-        finish = std::max(finish, sent_from + transfer_cap_s);
-      } else {
-        finish = std::max(finish, path->finish_s[b]);
-      }
-    }
-    acc[1].Add(costs[snap->choice], chosen_b, n, chosen_option, options);
+    const PricedPath priced =
+        PriceCandidates(cost, *snap, e, world->model.get(), world->score.get(),
+                        series ? starts[ep] : 0, o.grid_s, transfer_cap_s);
+    const int chosen = snap->choice;
+    acc[1].Add(priced.cost[chosen], priced.boundary[chosen], n, priced.option[chosen], options);
     if (candidate_sum.empty()) {
-      candidate_sum.assign(costs.size(), 0.0);
+      candidate_sum.assign(priced.cost.size(), 0.0);
       for (const SplitCandidate& c : snap->candidates) candidate_names.push_back(c.name);
     }
-    for (size_t c = 0; c < costs.size(); ++c) candidate_sum[c] += costs[c];
+    for (size_t c = 0; c < priced.cost.size(); ++c) candidate_sum[c] += priced.cost[c];
     if (series) {
-      const size_t reveal =
-          starts[ep] + static_cast<size_t>(std::ceil(finish / o.grid_s)) + 1;
-      pending.push_back({reveal, std::move(snap), std::move(seen)});
+      robust.Record(std::move(snap), priced.seen,
+                    static_cast<double>(starts[ep]) * o.grid_s + priced.reveal_s);
     } else {
-      robust.Observe(*snap, seen);  // i.i.d. draws: no time between inferences to respect
+      robust.Observe(*snap, priced.seen);  // i.i.d. draws: no time between inferences to respect
     }
     if (o.progress && (ep + 1) % tick == 0) o.progress(ep + 1, o.episodes);
   }

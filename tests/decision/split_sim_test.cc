@@ -30,7 +30,7 @@ TEST(SplitSimTest, JsonForTheIssueCommandLine) {
   const nlohmann::json j = nlohmann::json::parse(out, nullptr, false);
   ASSERT_FALSE(j.is_discarded()) << out;
   EXPECT_EQ(j["model"], "resnet18");
-  ASSERT_EQ(j["policies"].size(), 8u);
+  ASSERT_EQ(j["policies"].size(), 9u);  // oracle, bi (robust), bi-textbook, ola, ... all-local
   EXPECT_EQ(j["policies"][0]["name"], "oracle");
   for (const auto& p : j["policies"]) {
     EXPECT_GE(p["ratio_to_oracle"].get<double>(), 1.0 - 1e-12) << p["name"];
