@@ -142,6 +142,8 @@ Result<std::shared_ptr<const LiveDecision>> LiveDecision::FromCandidate(
   if (o.horizon != LiveDecisionOptions::kAllUnits && o.horizon != c.problem->horizon)
     return InvalidArgumentError("robust candidate " + c.name + ": a placed horizon M < N");
   if (!(o.time_scale > 0)) return InvalidArgumentError("time_scale must be > 0");
+  // A two-window candidate reads the long-window rate from the scored series (TablePlan), so it
+  // runs only where the device has one: the robust source on a series channel.
   std::shared_ptr<LiveDecision> d(new LiveDecision());
   d->scale_ = o.time_scale;
   d->generation_ = generation;

@@ -96,6 +96,12 @@ class LiveDecision {
 
   // State of an observed emulated rate.
   int StateOf(double emulated_rate_bps) const { return law().StateOf(emulated_rate_bps * scale_); }
+  // A two-window state (the robust splitter's "-long" candidates): the short-window observation
+  // and the wall-time rate over the model's long window (series_model()->long_window() steps).
+  bool two_window() const { return model_ && model_->long_window() > 0; }
+  int StateOf(double emulated_rate_bps, double long_rate_bps) const {
+    return model_->StateOf(emulated_rate_bps * scale_, long_rate_bps);
+  }
   // Stop at boundary l? The policy's table for l in [0, H); always true at l >= H (the device
   // holds no unit beyond the placement M = H).
   bool Stop(int boundary, int state, int first_state) const {

@@ -79,7 +79,16 @@ class TablePlan : public InferencePlan {
   const SplitModel& model() const override { return *model_; }
   int horizon() const override { return d_->horizon(); }
   bool Stop(ChannelObservation* o) override {
-    const int s = d_->StateOf(o->rate_bps);
+    int s = 0;
+    if (d_->two_window() && ctx_.scored != nullptr && ctx_.emulated != nullptr) {
+      // The long-window rate a device with perfect CSI sees, from the same series.
+      const size_t i = static_cast<size_t>(std::floor(o->t_s / ctx_.emulated->dt_s + 1e-6)) %
+                       ctx_.scored->size();
+      s = d_->StateOf(o->rate_bps,
+                      ctx_.scored->ObservedAt(i, d_->series_model()->long_window()));
+    } else {
+      s = d_->StateOf(o->rate_bps);
+    }
     o->state = s;
     if (o->boundary == 0) first_state_ = s;
     stop_state_ = s;
