@@ -46,6 +46,16 @@ std::vector<Eigen::MatrixXd> SameSteps(const sd::ChannelLaw& law, int h) {
   return std::vector<Eigen::MatrixXd>(h, law.transition);
 }
 
+// 4096 Rayleigh-faded Shannon rates (10 MHz, 10 dB): the observations the decision benchmarks
+// walk through so that no branch is predictable.
+std::vector<double> RayleighRates() {
+  std::mt19937_64 rng(7);
+  std::exponential_distribution<double> h(1.0);
+  std::vector<double> rates(4096);
+  for (double& r : rates) r = sd::ShannonRate(10e6, 10.0, h(rng));
+  return rates;
+}
+
 // One decision: map an observed rate to a state (binary search over K-1 edges) and look the
 // table up. The loop walks pseudo-random (boundary, rate) pairs so no branch is predictable.
 void BM_Decision(benchmark::State& state) {
@@ -54,10 +64,7 @@ void BM_Decision(benchmark::State& state) {
   const sd::ChannelLaw law = Rayleigh(k);
   const sd::StoppingProblem p = *sd::BuildProblem(cost, law, 50);
   auto policy = sd::MakeBiPolicy(p);
-  std::mt19937_64 rng(7);
-  std::exponential_distribution<double> h(1.0);
-  std::vector<double> rates(4096);
-  for (double& r : rates) r = sd::ShannonRate(10e6, 10.0, h(rng));
+  const std::vector<double> rates = RayleighRates();
   size_t i = 0;
   for (auto _ : state) {
     const double r = rates[i & 4095];
@@ -92,10 +99,7 @@ void BM_RobustDecision(benchmark::State& state) {
   auto p = std::make_shared<const sd::StoppingProblem>(*sd::BuildProblem(cost, law, 50));
   sd::RobustSplitter robust(p, nullptr, sd::RobustOptions{});
   std::shared_ptr<const sd::RobustSplitter::Snapshot> snap = robust.snapshot();
-  std::mt19937_64 rng(7);
-  std::exponential_distribution<double> h(1.0);
-  std::vector<double> rates(4096);
-  for (double& r : rates) r = sd::ShannonRate(10e6, 10.0, h(rng));
+  const std::vector<double> rates = RayleighRates();
   size_t i = 0;
   for (auto _ : state) {
     const sd::StoppingPolicy& policy = *snap->chosen().policy;
