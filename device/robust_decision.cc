@@ -10,6 +10,7 @@
 
 #include "common/decision/online_law.h"
 #include "common/decision/simulator.h"
+#include "device/csi_feed.h"
 #include "device/live_decision.h"
 
 namespace splitinfer {
@@ -37,21 +38,13 @@ class RobustDecision final : public DecisionSource {
         splitter_(std::move(splitter)),
         base_(std::move(base)),
         ctx_(ctx),
-        series_(emulated),
+        csi_(emulated, lo.time_scale, window_steps),
         refitter_(std::move(refitter)),
-        window_steps_(window_steps),
         transfer_cap_s_(sd::RobustTransferCap(base_.get(), splitter_->options())) {}
 
   void Feed(double emulated_s) override {
-    if (!refitter_) return;
-    // CSI reports up to now, as --law online feeds them (at most one window: a replay's jump
-    // between segments must not splice distant parts of the trace).
-    const int64_t step = static_cast<int64_t>(std::floor(emulated_s / series_.dt_s));
-    const int64_t from = std::max(next_step_, step - static_cast<int64_t>(window_steps_) + 1);
-    const int64_t n = static_cast<int64_t>(series_.size());
-    for (int64_t i = std::max<int64_t>(from, 0); i <= step; ++i)
-      refitter_->Observe(series_.rate_bps[static_cast<size_t>(i % n)] * lo_.time_scale);
-    next_step_ = std::max(next_step_, step + 1);
+    if (refitter_)
+      csi_.Until(emulated_s, [this](double rate_bps) { refitter_->Observe(rate_bps); });
   }
 
   std::shared_ptr<const LiveDecision> At(double emulated_s) override {
@@ -71,7 +64,8 @@ class RobustDecision final : public DecisionSource {
   }
 
   void Completed(InferenceRecord* r) override {
-    if (ctx_.scored == nullptr || ctx_.cost_model == nullptr || series_.size() == 0) return;
+    const sd::RateSeries& series = csi_.series();
+    if (ctx_.scored == nullptr || ctx_.cost_model == nullptr || series.size() == 0) return;
     std::lock_guard<std::mutex> lock(mu_);
     // The snapshot this inference began with: the last one handed out at or before its start.
     std::shared_ptr<const sd::RobustSplitter::Snapshot> snap;
@@ -82,7 +76,7 @@ class RobustDecision final : public DecisionSource {
       }
     if (!snap) return;
     const size_t i0 =
-        static_cast<size_t>(std::floor(r->start_s / series_.dt_s + 1e-6)) % series_.size();
+        static_cast<size_t>(std::floor(r->start_s / series.dt_s + 1e-6)) % series.size();
     const sd::Episode base = ctx_.scored->EpisodeAt(*ctx_.cost_model, *base_, i0);
     const sd::PricedPath priced =
         sd::PriceCandidates(*ctx_.cost_model, *snap, base, base_.get(), ctx_.scored, i0,
@@ -115,25 +109,25 @@ class RobustDecision final : public DecisionSource {
   std::unique_ptr<sd::RobustSplitter> splitter_;
   std::shared_ptr<const sd::SeriesModel> base_;
   const TableContext ctx_;  // a copy: its pointers outlive the source
-  const sd::RateSeries series_;
+  CsiFeed csi_;
   std::unique_ptr<Refitter> refitter_;
-  size_t window_steps_;
   double transfer_cap_s_;
-  int64_t next_step_ = 0;
   uint64_t made_ = 0;
   std::shared_ptr<const RefitSet> installed_;
   std::deque<std::pair<double, std::shared_ptr<const sd::RobustSplitter::Snapshot>>> history_;
-  std::map<const sd::StoppingPolicy*,
-           std::pair<std::shared_ptr<const sd::StoppingPolicy>, std::shared_ptr<const LiveDecision>>>
+  std::map<const sd::StoppingPolicy*, std::pair<std::shared_ptr<const sd::StoppingPolicy>,
+                                                std::shared_ptr<const LiveDecision>>>
       tables_;
 };
 
 }  // namespace
 
-Result<std::unique_ptr<DecisionSource>> MakeRobustSource(
-    const sd::CostModel& cost, const LiveDecisionOptions& lo, bool markov,
-    const sd::RobustOptions& robust, const TableContext& ctx,
-    const sd::RateSeries& fit_emulated, const sd::RateSeries& emulated) {
+Result<std::unique_ptr<DecisionSource>> MakeRobustSource(const sd::CostModel& cost,
+                                                         const LiveDecisionOptions& lo, bool markov,
+                                                         const sd::RobustOptions& robust,
+                                                         const TableContext& ctx,
+                                                         const sd::RateSeries& fit_emulated,
+                                                         const sd::RateSeries& emulated) {
   std::string error;
   if (!robust.IsValid(&error)) return InvalidArgumentError("robust splitter: " + error);
   if (lo.horizon != LiveDecisionOptions::kAllUnits)

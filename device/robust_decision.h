@@ -27,9 +27,11 @@ namespace splitinfer {
 // `fit_emulated`: the prefix series the textbook law is fitted on; `emulated`: the whole
 // emulated series (CSI reports come from it); `ctx` (copied) carries the cost model and the
 // scored series, which must outlive the source, as must `cost`.
-Result<std::unique_ptr<DecisionSource>> MakeRobustSource(
-    const decision::CostModel& cost, const LiveDecisionOptions& lo, bool markov,
-    const decision::RobustOptions& robust, const TableContext& ctx,
-    const decision::RateSeries& fit_emulated, const decision::RateSeries& emulated);
+Result<std::unique_ptr<DecisionSource>> MakeRobustSource(const decision::CostModel& cost,
+                                                         const LiveDecisionOptions& lo, bool markov,
+                                                         const decision::RobustOptions& robust,
+                                                         const TableContext& ctx,
+                                                         const decision::RateSeries& fit_emulated,
+                                                         const decision::RateSeries& emulated);
 
 }  // namespace splitinfer

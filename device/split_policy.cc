@@ -2,6 +2,7 @@
 
 #include <cmath>
 
+#include "device/csi_feed.h"
 #include "device/placement_agent.h"
 
 namespace splitinfer {
@@ -84,8 +85,7 @@ class TablePlan : public InferencePlan {
       // The long-window rate a device with perfect CSI sees, from the same series.
       const size_t i = static_cast<size_t>(std::floor(o->t_s / ctx_.emulated->dt_s + 1e-6)) %
                        ctx_.scored->size();
-      s = d_->StateOf(o->rate_bps,
-                      ctx_.scored->ObservedAt(i, d_->series_model()->long_window()));
+      s = d_->StateOf(o->rate_bps, ctx_.scored->ObservedAt(i, d_->series_model()->long_window()));
     } else {
       s = d_->StateOf(o->rate_bps);
     }
@@ -213,29 +213,16 @@ class OnlineDecision final : public DecisionSource {
 
   OnlineDecision(const decision::RateSeries& emulated, double time_scale,
                  std::unique_ptr<Refitter> refitter, size_t window_steps)
-      : series_(emulated),
-        scale_(time_scale),
-        refitter_(std::move(refitter)),
-        window_steps_(window_steps) {}
+      : csi_(emulated, time_scale, window_steps), refitter_(std::move(refitter)) {}
 
   void Feed(double emulated_s) override {
-    const int64_t step = static_cast<int64_t>(std::floor(emulated_s / series_.dt_s));
-    // At most one window of reports: older ones would leave the ring before a fit sees them, and
-    // a replay's jump between segments must not splice two distant parts of the trace.
-    const int64_t from = std::max(next_step_, step - static_cast<int64_t>(window_steps_) + 1);
-    const int64_t n = static_cast<int64_t>(series_.size());
-    for (int64_t i = std::max<int64_t>(from, 0); i <= step; ++i)
-      refitter_->Observe(series_.rate_bps[static_cast<size_t>(i % n)] * scale_);
-    next_step_ = std::max(next_step_, step + 1);
+    csi_.Until(emulated_s, [this](double rate_bps) { refitter_->Observe(rate_bps); });
   }
   std::shared_ptr<const LiveDecision> At(double) override { return refitter_->Current(); }
 
  private:
-  const decision::RateSeries series_;  // the emulated series (a copy: the uplink owns its own)
-  double scale_;
+  CsiFeed csi_;
   std::unique_ptr<Refitter> refitter_;
-  size_t window_steps_;
-  int64_t next_step_ = 0;
 };
 
 }  // namespace

@@ -223,8 +223,7 @@ void RobustSplitter::Advance(double now_s) {
 }
 
 double RobustTransferCap(const SeriesModel* model, const RobustOptions& options) {
-  const double device_s =
-      model ? static_cast<double>(model->lag().back()) * model->grid_s() : 0.0;
+  const double device_s = model ? static_cast<double>(model->lag().back()) * model->grid_s() : 0.0;
   return std::max(options.reveal_cap_min_s, device_s);
 }
 
@@ -266,9 +265,8 @@ PricedPath PriceCandidates(const CostModel& cost, const RobustSplitter::Snapshot
     if (clock == nullptr) continue;
     const double sent_from = static_cast<double>(clock->lag()[b]) * clock->grid_s();
     if (b < cand.problem->horizon && path->finish_s[b] > sent_from + transfer_cap_s) {
-      out.seen[c] =
-          std::min(out.cost[c], cand.problem->CumulativeContinue(b) +
-                                    cost.StopCostForTransfer(b, transfer_cap_s, option));
+      out.seen[c] = std::min(out.cost[c], cand.problem->CumulativeContinue(b) +
+                                              cost.StopCostForTransfer(b, transfer_cap_s, option));
       finish = std::max(finish, sent_from + transfer_cap_s);
     } else {
       finish = std::max(finish, path->finish_s[b]);

@@ -39,22 +39,22 @@
 
 namespace splitinfer::decision {
 
-class SeriesModel;         // common/decision/simulator.h
-class ScoredSeries;        // common/decision/simulator.h
+class SeriesModel;        // common/decision/simulator.h
+class ScoredSeries;       // common/decision/simulator.h
 struct SeriesFitOptions;  // common/decision/simulator.h
 
 struct RobustOptions {
-  bool refit = true;              // rate series: add the re-fitted Markov candidates
-  double refit_window_s = 60.0;   // fitted on the last W seconds of the channel
-  double refit_every_s = 5.0;     // re-fitted this often (channel time)
+  bool refit = true;             // rate series: add the re-fitted Markov candidates
+  double refit_window_s = 60.0;  // fitted on the last W seconds of the channel
+  double refit_every_s = 5.0;    // re-fitted this often (channel time)
   // A second pair of re-fitted candidates whose state pairs the short-window rate with the rate
   // over this window (0: none), K/2 x long_states states.
   double long_window_s = 1.0;
   int long_states = 4;
-  double half_life = 100.0;       // inferences: the selector forgets with this half-life
-  double z = 2.0;                 // standard errors of the paired advantage needed to switch
-  double min_gain = 0.005;        // and this share of the incumbent's discounted cost
-  double min_effective = 20.0;    // effective inferences observed before the first switch
+  double half_life = 100.0;     // inferences: the selector forgets with this half-life
+  double z = 2.0;               // standard errors of the paired advantage needed to switch
+  double min_gain = 0.005;      // and this share of the incumbent's discounted cost
+  double min_effective = 20.0;  // effective inferences observed before the first switch
   // A candidate's transfer still running after the device time of the whole model (and at
   // least this long) is scored then with the cost it has run up so far, a lower bound: an
   // outage shows within seconds, not when it ends.

@@ -427,7 +427,7 @@ Episode ScoredSeries::EpisodeAt(const CostModel& cost, const SeriesModel& model,
     // The windows this series was built for are precomputed; a model with other windows (the
     // robust splitter's re-fitted candidates) reads them from the prefix sums.
     const double shortw = model.window() == window_ ? observed_[i] : ObservedAt(i, model.window());
-    const double longw = model.long_window() == 0            ? 0.0
+    const double longw = model.long_window() == 0              ? 0.0
                          : model.long_window() == long_window_ ? observed_long_[i]
                                                                : ObservedAt(i, model.long_window());
     e.state[l] = model.StateOf(shortw, longw);
@@ -516,16 +516,17 @@ Result<SimResult> RunSimulation(const CostModel& cost, const ChannelSpec& channe
   if (!world.ok()) return world.status();
   const StoppingProblem& p = world->problem;
   std::vector<std::unique_ptr<StoppingPolicy>> policies = MakeStandardPolicies(p);
-  policies.front() = std::make_unique<TablePolicy>(
-      "bi-textbook", p.horizon, p.num_states(),
-      static_cast<const TablePolicy&>(*policies.front()).table());
+  policies.front() =
+      std::make_unique<TablePolicy>("bi-textbook", p.horizon, p.num_states(),
+                                    static_cast<const TablePolicy&>(*policies.front()).table());
   const bool series = world->score != nullptr;
   RobustSplitter robust(std::make_shared<const StoppingProblem>(p), world->model, o.robust);
   if (series && o.robust.refit) {
     // The first re-fit sees the channel up to the first scored step.
     const size_t w = std::max<size_t>(1, std::lround(o.robust.refit_window_s / o.grid_s));
     const size_t from = world->cut > w ? world->cut - w : 0;
-    SPLITINFER_RETURN_IF_ERROR(robust.Refit(cost, world->full->Slice(from, world->cut), world->fit));
+    SPLITINFER_RETURN_IF_ERROR(
+        robust.Refit(cost, world->full->Slice(from, world->cut), world->fit));
   }
   const double solve_ms =
       std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
@@ -586,7 +587,8 @@ Result<SimResult> RunSimulation(const CostModel& cost, const ChannelSpec& channe
       const size_t global = world->cut + now;
       if (o.robust.refit && global >= next_refit) {
         const size_t from = global > refit_window ? global - refit_window : 0;
-        SPLITINFER_RETURN_IF_ERROR(robust.Refit(cost, world->full->Slice(from, global), world->fit));
+        SPLITINFER_RETURN_IF_ERROR(
+            robust.Refit(cost, world->full->Slice(from, global), world->fit));
         next_refit = global + refit_steps;
       }
     }

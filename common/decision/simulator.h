@@ -189,7 +189,7 @@ struct SimResult {
   std::vector<std::string> wire_options;  // names, option 0 = fp32
   PlacementPlan placement;
   PlacementPlan placement_ola;
-  double solve_ms = 0.0;  // building the problem and every policy
+  double solve_ms = 0.0;     // building the problem and every policy
   int robust_switches = 0;   // times the robust splitter changed its candidate
   std::string robust_final;  // and the candidate it ended with
   // Every candidate's mean cost over the episodes had it decided them all (hindsight).

@@ -152,9 +152,9 @@ int main(int argc, char** argv) {
     std::stringstream ss(policies);
     std::string name;
     while (std::getline(ss, name, ',')) keep.insert(name);
-    const std::set<std::string> known = {"oracle",   "bi",           "bi-textbook", "ola",
-                                         "greedy",   "neurosurgeon", "best-fixed",  "all-edge",
-                                         "all-local"};
+    const std::set<std::string> known = {"oracle",     "bi",       "bi-textbook",
+                                         "ola",        "greedy",   "neurosurgeon",
+                                         "best-fixed", "all-edge", "all-local"};
     for (const std::string& k : keep)
       if (!known.count(k))
         return fail(splitinfer::InvalidArgumentError("unknown policy '" + k + "'"));

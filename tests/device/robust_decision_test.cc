@@ -61,8 +61,7 @@ TEST(RobustDecisionTest, LearnsFromCompletedInferencesAndLeavesTheTextbookTable)
   std::string first, last;
   int with_candidate = 0;
   // One inference every 100 ms of the scored half, each completing before the next begins.
-  for (double t = static_cast<double>(cut) * series.dt_s; t < series.duration_s() - 1.0;
-       t += 0.1) {
+  for (double t = static_cast<double>(cut) * series.dt_s; t < series.duration_s() - 1.0; t += 0.1) {
     (*source)->Feed(t);
     std::shared_ptr<const LiveDecision> d = (*source)->At(t);
     ASSERT_NE(d, nullptr);
